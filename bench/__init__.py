@@ -1,0 +1,1 @@
+"""Benchmarks of the ledger and esdblite, measured on this machine."""

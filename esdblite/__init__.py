@@ -1,0 +1,1 @@
+"""esdblite: a durable, single-node, EventStoreDB-compatible gRPC server."""

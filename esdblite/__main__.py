@@ -1,0 +1,61 @@
+"""The esdblite command line: `serve` a node, or `backup` a node's data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from esdblite.app import MIB, Config, StartupError, backup, serve
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="esdblite", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run a single-node EventStoreDB-compatible server")
+    s.add_argument("--host", default="localhost", help="listen address (default: localhost)")
+    s.add_argument("--port", type=int, default=2113, help="listen port; 0 picks a free one")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", type=Path, help="data directory (durable)")
+    where.add_argument("--memory", action="store_true", help="keep nothing after exit")
+    s.add_argument("--advertise-host", help="host announced by gossip (default: localhost)")
+    s.add_argument("--advertise-port", type=int, help="port announced by gossip")
+    s.add_argument("--max-append-size", type=int, default=MIB, help="bytes per append")
+    s.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    b = sub.add_parser("backup", help="copy a running server's data consistently")
+    b.add_argument("--data", type=Path, required=True, help="the server's data directory")
+    b.add_argument("dest", type=Path, help="an empty or new directory")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "WARNING"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "backup":
+            backup(args.data, args.dest)
+            print(f"backup of {args.data} written to {args.dest}")
+            return 0
+        config = Config(
+            host=args.host,
+            port=args.port,
+            data_dir=None if args.memory else args.data,
+            advertise_host=args.advertise_host,
+            advertise_port=args.advertise_port,
+            max_append_size=args.max_append_size,
+        )
+        asyncio.run(serve(config))
+        return 0
+    except StartupError as exc:
+        print(f"esdblite: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Run an esdblite node: lock the data directory, recover the store, bind, announce, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import grpc
+
+from esdblite.server import GossipService, Notifier, add_services
+from esdblite.store import Store
+
+log = logging.getLogger("esdblite")
+
+MIB = 1024 * 1024
+PORT_FILE = "esdblite.port"
+LOCK_FILE = "LOCK"
+
+
+class StartupError(Exception):
+    """The server cannot start (locked data directory, taken port, bad data)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """How a node runs."""
+
+    host: str = "localhost"
+    port: int = 2113
+    data_dir: Path | None = None  # None: in memory
+    advertise_host: str | None = None
+    advertise_port: int | None = None
+    max_append_size: int = MIB
+    fsync: bool = True
+
+
+class _QuietAbandonedCalls(logging.Filter):
+    """grpc.aio logs harmless tracebacks when a client walks away mid-call; keep real errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "ExecuteBatchError" not in text and "_consume_request_iterator" not in text
+
+
+def lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """Hold an exclusive lock on the data directory for the life of the process."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / LOCK_FILE, "ab")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StartupError(
+            f"the data directory {data_dir} is locked by another running esdblite server"
+        ) from None
+    return handle
+
+
+def write_port_file(data_dir: Path, port: int) -> None:
+    """Publish the bound port atomically, for callers that started us with --port 0."""
+    tmp = data_dir / (PORT_FILE + ".tmp")
+    tmp.write_text(f"{port}\n")
+    tmp.replace(data_dir / PORT_FILE)
+
+
+def _add_port(server: grpc.aio.Server, address: str) -> int:
+    try:
+        return server.add_insecure_port(address)
+    except RuntimeError as exc:
+        log.debug("cannot bind %s: %s", address, exc)
+        return 0
+
+
+def bind(server: grpc.aio.Server, host: str, port: int) -> int:
+    """Bind the port; `localhost` means both loopbacks (127.0.0.1 and ::1) on the same port."""
+    if host != "localhost":
+        return _add_port(server, f"{host}:{port}")
+    bound = _add_port(server, f"127.0.0.1:{port}")
+    if bound and socket.has_ipv6 and not _add_port(server, f"[::1]:{bound}"):
+        log.warning("IPv6 loopback ::1 is not available; listening on 127.0.0.1 only")
+    return bound
+
+
+async def serve(config: Config) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    for name in ("grpc._cython.cygrpc", "grpc.aio", "asyncio"):
+        logging.getLogger(name).addFilter(_QuietAbandonedCalls())
+    lock = None
+    temp_dir = None
+    if config.data_dir is None:
+        shm = Path("/dev/shm")
+        temp_dir = Path(tempfile.mkdtemp(prefix="esdblite-", dir=shm if shm.is_dir() else None))
+        data_dir, fsync = temp_dir, False
+    else:
+        data_dir, fsync = config.data_dir, config.fsync
+        lock = lock_data_dir(data_dir)
+    try:
+        store = Store(data_dir, fsync=fsync)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot open the store in {data_dir}: {exc}") from exc
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 32 * MIB),
+            ("grpc.max_send_message_length", 32 * MIB),
+        ]
+    )
+    loop = asyncio.get_running_loop()
+    notifier = Notifier(loop)
+    store.add_listener(notifier.publish_threadsafe)
+    port = bind(server, config.host, config.port)
+    if not port:
+        store.close()
+        raise StartupError(
+            f"cannot listen on {config.host}:{config.port}: the port is in use or not available"
+        )
+    gossip = GossipService(config.advertise_host or "localhost", config.advertise_port or port)
+    add_services(server, store, notifier, gossip, config.max_append_size)
+    await server.start()
+    if config.data_dir is not None:
+        write_port_file(data_dir, port)
+    print(f"esdblite ready esdb://localhost:{port}?Tls=false", flush=True)
+    log.info("serving %s on %s:%d", data_dir if lock else "in memory", config.host, port)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop(grace=1.0)
+    store.close()
+    if config.data_dir is not None:
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / PORT_FILE).unlink()
+    if temp_dir is not None:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    if lock is not None:
+        lock.close()
+
+
+def backup(data_dir: Path, dest: Path) -> None:
+    """Copy a (running) server's data consistently: the index snapshot first, then the log."""
+    import sqlite3
+
+    if not (data_dir / "events.log").exists():
+        raise StartupError(f"{data_dir} holds no esdblite data")
+    if dest.exists() and any(dest.iterdir()):
+        raise StartupError(f"the backup destination {dest} is not empty")
+    dest.mkdir(parents=True, exist_ok=True)
+    # The index is committed only after the log is durable, so a log copied after the index
+    # snapshot holds every indexed record; start-up replays the rest and cuts a torn tail.
+    src = sqlite3.connect(data_dir / "index.sqlite")
+    dst = sqlite3.connect(dest / "index.sqlite")
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    with open(data_dir / "events.log", "rb") as fin, open(dest / "events.log", "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1024 * 1024)
+        fout.flush()
+        os.fsync(fout.fileno())

@@ -1,0 +1,1 @@
+"""The write side of the ledger: the Account decider, money and the command handler."""

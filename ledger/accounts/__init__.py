@@ -1,0 +1,1 @@
+"""The Account aggregate: its commands, events and decider."""

@@ -1,0 +1,181 @@
+"""Account commands: frozen pydantic models that are the validated input of the decider."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+
+from ledger.errors import InvalidInputError, describe_validation_error
+from ledger.money import (
+    check_amount_syntax,
+    check_currency,
+    check_limit_syntax,
+    show,
+    to_minor_units,
+)
+
+_ACCOUNT_ID = re.compile(r"[a-z0-9_-]{1,64}")
+_TRANSACTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_META_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Control characters, invisible format characters and line/paragraph separators would let a
+# name or description hide or rearrange text in statements and logs; lone surrogates cannot
+# be encoded as UTF-8 JSON at all.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _account_id(value: str) -> str:
+    if not _ACCOUNT_ID.fullmatch(value):
+        raise InvalidInputError(
+            f"account id {show(value)} must be 1-64 characters of lowercase letters a-z, "
+            "digits, '-' and '_'"
+        )
+    return value
+
+
+def _transaction_id(value: str) -> str:
+    if not _TRANSACTION_ID.fullmatch(value):
+        raise InvalidInputError(
+            f"transaction id {show(value)} must be 1-64 characters of ASCII letters, digits, "
+            "'.', '_', ':' and '-'"
+        )
+    return value
+
+
+def _meta_id(value: str) -> str:
+    if not _META_ID.fullmatch(value):
+        raise InvalidInputError(
+            f"id {show(value)} must be 1-128 characters of ASCII letters, digits, "
+            "'.', '_', ':' and '-'"
+        )
+    return value
+
+
+def _printable(what: str, value: str, *, min_length: int, max_length: int) -> str:
+    if not min_length <= len(value) <= max_length:
+        raise InvalidInputError(
+            f"{what} must be {min_length}-{max_length} characters long, got {len(value)}"
+        )
+    for ch in value:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+            raise InvalidInputError(
+                f"{what} {show(value)} contains the control or invisible character U+{ord(ch):04X}"
+            )
+    return value
+
+
+def _owner(value: str) -> str:
+    _printable("owner", value, min_length=1, max_length=200)
+    if value.isspace():
+        raise InvalidInputError("owner must not be only whitespace")
+    return value
+
+
+def _description(value: str) -> str:
+    return _printable("description", value, min_length=0, max_length=500)
+
+
+def _actor(value: str) -> str:
+    return _printable("actor", value, min_length=1, max_length=200)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() != timedelta(0):
+        raise InvalidInputError(f"time {value.isoformat()} must be timezone-aware UTC")
+    return value
+
+
+AccountId = Annotated[str, AfterValidator(_account_id)]
+TransactionId = Annotated[str, AfterValidator(_transaction_id)]
+Owner = Annotated[str, AfterValidator(_owner)]
+Description = Annotated[str, AfterValidator(_description)]
+Currency = Annotated[str, AfterValidator(check_currency)]
+Amount = Annotated[str, AfterValidator(check_amount_syntax)]
+Limit = Annotated[str, AfterValidator(check_limit_syntax)]
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class _Frozen(BaseModel):
+    # strict: a command is typed input, so "5" is never an int and 5 never a str.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class CommandMeta(_Frozen):
+    """Audit metadata every command carries into the metadata of the events it causes."""
+
+    correlation_id: Annotated[str, AfterValidator(_meta_id)]
+    causation_id: Annotated[str, AfterValidator(_meta_id)]
+    actor: Annotated[str, AfterValidator(_actor)]
+
+
+class Command(_Frozen):
+    """Base of account commands: the target account, the caller's clock and audit metadata."""
+
+    account_id: AccountId
+    now: UtcDateTime
+    meta: CommandMeta
+
+
+class OpenAccount(Command):
+    """Open an account for an owner in one currency, optionally with an overdraft limit."""
+
+    owner: Owner
+    currency: Currency
+    overdraft_limit: Limit = "0"
+
+    @model_validator(mode="after")
+    def _limit_fits_currency(self) -> OpenAccount:
+        # The currency is known here, so decimals and size are checked before any I/O.
+        to_minor_units(self.overdraft_limit, self.currency, allow_zero=True, what="overdraft limit")
+        return self
+
+
+class Deposit(Command):
+    """Credit an amount to the account, idempotent per transaction id."""
+
+    amount: Amount
+    transaction_id: TransactionId
+    description: Description = ""
+
+
+class Withdraw(Command):
+    """Debit an amount from the account within its overdraft limit, idempotent per id."""
+
+    amount: Amount
+    transaction_id: TransactionId
+    description: Description = ""
+
+
+class Reverse(Command):
+    """Post the opposite amount of an earlier deposit or withdrawal, at most once."""
+
+    transaction_id: TransactionId
+    reverses: TransactionId
+    description: Description = ""
+
+
+class ChangeOverdraftLimit(Command):
+    """Set the account's overdraft limit (zero or more, in the account's currency)."""
+
+    limit: Limit
+
+
+class CloseAccount(Command):
+    """Close an account whose balance is zero."""
+
+
+AccountCommand = OpenAccount | Deposit | Withdraw | Reverse | ChangeOverdraftLimit | CloseAccount
+
+C = TypeVar("C", bound=Command)
+
+
+def make_command(command_type: type[C], fields: Mapping[str, Any]) -> C:
+    """Validate fields into a command, raising InvalidInputError with a one-sentence message."""
+    try:
+        return command_type.model_validate(dict(fields))
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(exc)) from exc

@@ -1,0 +1,157 @@
+"""Account snapshots: a compact, versioned JSON encoding of State. Pure, no I/O."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.accounts.decider import WINDOW_SIZE, State, Status, TransactionWindow, WindowRow
+from ledger.accounts.events import PostingKind
+
+SNAPSHOT_VERSION = 1
+_DIGEST_BYTES = 16 + 8  # id digest + content digest, see ledger.accounts.decider
+
+_KIND_CODES = {
+    PostingKind.DEPOSIT: "d",
+    PostingKind.WITHDRAWAL: "w",
+    PostingKind.REVERSAL: "r",
+    PostingKind.TRANSFER_IN: "i",
+    PostingKind.TRANSFER_OUT: "o",
+}
+_KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class _Account(_Strict):
+    status: Status
+    account_id: str
+    owner: str
+    currency: str
+    overdraft_limit: int
+    opening_limit: int
+    balance: int
+
+
+class _Window(_Strict):
+    # Columns rather than one object per posting keep a full window well under 1 MiB:
+    # digests are packed as base64, revisions are stored as gaps, and balances_after as the
+    # (almost always zero) drift from previous balance_after + amount.
+    digests: str
+    kinds: str
+    revision_gaps: list[int]
+    amounts: list[int]
+    balance_drifts: list[int]
+    reversals: list[Annotated[list[int], Field(min_length=2, max_length=2)]]
+
+
+class _Snapshot(_Strict):
+    snapshot_version: int
+    revision: int
+    account: _Account
+    window: _Window
+
+
+def state_to_snapshot(state: State) -> bytes:
+    """Encode a state as snapshot JSON that records the revision it covers."""
+    rows = state.window.rows()
+    gaps: list[int] = []
+    drifts: list[int] = []
+    revision, balance = -1, 0
+    for index, row in enumerate(rows):
+        gaps.append(row.revision - revision)
+        drifts.append(row.balance_after - (balance + row.amount) if index else row.balance_after)
+        revision, balance = row.revision, row.balance_after
+    snapshot = _Snapshot(
+        snapshot_version=SNAPSHOT_VERSION,
+        revision=state.revision,
+        account=_Account(
+            status=state.status,
+            account_id=state.account_id,
+            owner=state.owner,
+            currency=state.currency,
+            overdraft_limit=state.overdraft_limit,
+            opening_limit=state.opening_limit,
+            balance=state.balance,
+        ),
+        window=_Window(
+            digests=base64.b64encode(
+                b"".join(row.id_digest + row.content_digest for row in rows)
+            ).decode("ascii"),
+            kinds="".join(_KIND_CODES[row.kind] for row in rows),
+            revision_gaps=gaps,
+            amounts=[row.amount for row in rows],
+            balance_drifts=drifts,
+            reversals=[
+                [index, row.reverses] for index, row in enumerate(rows) if row.reverses >= 0
+            ],
+        ),
+    )
+    return snapshot.model_dump_json().encode("utf-8")
+
+
+def state_from_snapshot(data: bytes) -> State | None:
+    """Decode snapshot JSON; None if it is unreadable or of another snapshot version."""
+    try:
+        return _decode(data)
+    except Exception:
+        # A snapshot is only a cache of the event stream: whatever is wrong with it, the
+        # caller folds the events from the start instead.
+        return None
+
+
+def _decode(data: bytes) -> State | None:
+    snapshot = _Snapshot.model_validate_json(data)
+    if snapshot.snapshot_version != SNAPSHOT_VERSION:
+        return None
+    window = snapshot.window
+    digests = base64.b64decode(window.digests, validate=True)
+    count = len(window.kinds)
+    lengths = {len(window.revision_gaps), len(window.amounts), len(window.balance_drifts)}
+    if count > WINDOW_SIZE or lengths != {count} or len(digests) != count * _DIGEST_BYTES:
+        return None
+    targets = dict.fromkeys(range(count), -1)
+    for index, target in window.reversals:
+        if not 0 <= target < index < count:
+            return None
+        targets[index] = target
+    rows: list[WindowRow] = []
+    revision, balance = -1, 0
+    for index in range(count):
+        gap = window.revision_gaps[index]
+        if gap < 1:
+            return None
+        amount = window.amounts[index]
+        drift = window.balance_drifts[index]
+        revision += gap
+        balance = balance + amount + drift if index else drift
+        offset = index * _DIGEST_BYTES
+        rows.append(
+            WindowRow(
+                digests[offset : offset + 16],
+                digests[offset + 16 : offset + _DIGEST_BYTES],
+                _KINDS_BY_CODE[window.kinds[index]],
+                revision,
+                amount,
+                balance,
+                targets[index],
+            )
+        )
+    if revision > snapshot.revision:
+        return None
+    account = snapshot.account
+    return State(
+        status=account.status,
+        account_id=account.account_id,
+        owner=account.owner,
+        currency=account.currency,
+        overdraft_limit=account.overdraft_limit,
+        opening_limit=account.opening_limit,
+        balance=account.balance,
+        revision=snapshot.revision,
+        window=TransactionWindow.from_rows(rows),
+    )

@@ -1,0 +1,200 @@
+"""The ledger's exceptions, each with the process exit code the CLI maps it to."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import ValidationError
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    exit_code: ClassVar[int] = 70
+
+
+class InvalidInputError(LedgerError, ValueError):
+    """The input is malformed (syntax, limits, decimals, unknown currency); nothing was tried."""
+
+    # Subclassing ValueError lets pydantic validators raise it directly: pydantic wraps a
+    # ValueError into a ValidationError, so one set of checks serves models and the decider.
+    exit_code: ClassVar[int] = 2
+
+
+class CorruptEventError(LedgerError):
+    """A stored event cannot be read as any known event type or schema version."""
+
+
+class ServiceUnavailableError(LedgerError):
+    """The event store or database cannot be reached; the command may be retried later."""
+
+    exit_code: ClassVar[int] = 3
+
+
+class WaitTimeoutError(LedgerError):
+    """The read side did not reach the awaited position in time."""
+
+    exit_code: ClassVar[int] = 4
+
+
+class CheckFailedError(LedgerError):
+    """A consistency check found a difference between the write and the read side."""
+
+    exit_code: ClassVar[int] = 5
+
+
+class ConcurrencyConflictError(LedgerError):
+    """The stream kept changing under us and the retries ran out; it is safe to retry."""
+
+    exit_code: ClassVar[int] = 6
+
+
+class BusinessRuleError(LedgerError):
+    """The command is well formed but the account's rules refuse it."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class AccountNotFoundError(BusinessRuleError):
+    """The account has never been opened."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id!r} does not exist")
+        self.account_id = account_id
+
+
+class AccountClosedError(BusinessRuleError):
+    """The account is closed and accepts no further commands."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id!r} is closed")
+        self.account_id = account_id
+
+
+class AccountAlreadyOpenError(BusinessRuleError):
+    """The account is already open with other details (owner, currency or overdraft limit)."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id!r} is already open with other details")
+        self.account_id = account_id
+
+
+class TransactionConflictError(BusinessRuleError):
+    """The transaction id was already used on this account for a different posting."""
+
+    def __init__(self, account_id: str, transaction_id: str) -> None:
+        super().__init__(
+            f"transaction id {transaction_id!r} was already used on account {account_id!r} "
+            "for a different posting"
+        )
+        self.account_id = account_id
+        self.transaction_id = transaction_id
+
+
+class PostingNotFoundError(BusinessRuleError):
+    """The posting named for reversal is unknown (or older than the transaction window)."""
+
+    def __init__(self, account_id: str, transaction_id: str) -> None:
+        super().__init__(
+            f"account {account_id!r} has no posting {transaction_id!r} that can be reversed"
+        )
+        self.account_id = account_id
+        self.transaction_id = transaction_id
+
+
+class AlreadyReversedError(BusinessRuleError):
+    """The posting named for reversal has already been reversed."""
+
+    def __init__(self, account_id: str, transaction_id: str) -> None:
+        super().__init__(
+            f"posting {transaction_id!r} on account {account_id!r} is already reversed"
+        )
+        self.account_id = account_id
+        self.transaction_id = transaction_id
+
+
+class NotReversibleError(BusinessRuleError):
+    """The posting named for reversal is itself a reversal, which cannot be reversed."""
+
+    def __init__(self, account_id: str, transaction_id: str) -> None:
+        super().__init__(
+            f"posting {transaction_id!r} on account {account_id!r} is a reversal "
+            "and cannot be reversed"
+        )
+        self.account_id = account_id
+        self.transaction_id = transaction_id
+
+
+class InsufficientFundsError(BusinessRuleError):
+    """The debit would take the balance below minus the overdraft limit."""
+
+    def __init__(
+        self, *, balance: int, overdraft_limit: int, requested: int, currency: str
+    ) -> None:
+        # Imported here because ledger.money itself raises InvalidInputError from this module.
+        from ledger.money import format_minor_units
+
+        def show(minor: int) -> str:
+            return f"{format_minor_units(minor, currency)} {currency}"
+
+        self.balance = balance
+        self.overdraft_limit = overdraft_limit
+        self.requested = requested
+        self.shortfall = requested - (balance + overdraft_limit)
+        self.currency = currency
+        super().__init__(
+            f"insufficient funds: balance {show(balance)}, overdraft limit "
+            f"{show(overdraft_limit)}, requested {show(requested)}, "
+            f"short by {show(self.shortfall)}"
+        )
+
+
+class OverdraftLimitTooLowError(BusinessRuleError):
+    """The new overdraft limit is below what the negative balance already uses."""
+
+    def __init__(self, *, balance: int, requested_limit: int, currency: str) -> None:
+        from ledger.money import format_minor_units
+
+        self.balance = balance
+        self.requested_limit = requested_limit
+        self.currency = currency
+        super().__init__(
+            f"overdraft limit {format_minor_units(requested_limit, currency)} {currency} is "
+            f"below the overdraft already used by the balance "
+            f"{format_minor_units(balance, currency)} {currency}"
+        )
+
+
+class NonZeroBalanceError(BusinessRuleError):
+    """Only an account with a zero balance can be closed."""
+
+    def __init__(self, *, balance: int, currency: str) -> None:
+        from ledger.money import format_minor_units
+
+        self.balance = balance
+        self.currency = currency
+        super().__init__(
+            f"account cannot be closed: balance is {format_minor_units(balance, currency)} "
+            f"{currency}, not zero"
+        )
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn a pydantic ValidationError into one clear sentence naming the first bad field."""
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return "invalid input"
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "input"
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, Exception):
+        # Our own validators already phrase a complete reason; pydantic only prefixes it.
+        reason = str(cause)
+    elif first["type"] == "extra_forbidden":
+        reason = "unknown field"
+    else:
+        message = first["msg"]
+        reason = message[:1].lower() + message[1:]
+    more = len(errors) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"invalid {where}: {reason}{suffix}"

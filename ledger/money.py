@@ -1,0 +1,143 @@
+"""Money in integer minor units: ISO 4217 currencies, strict amount parsing and formatting."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ledger.errors import InvalidInputError
+
+MAX_MINOR_UNITS = 10**15
+MAX_AMOUNT_LENGTH = 32
+
+# Active ISO 4217 currency codes and their minor-unit exponents. Codes without a minor unit
+# in the standard (precious metals, XDR, test and "no currency" codes) are left out.
+_CODES_BY_EXPONENT = {
+    2: "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP "
+    "BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD "
+    "FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD "
+    "KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD "
+    "NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP "
+    "SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED "
+    "VES WST XCD XCG YER ZAR ZMW ZWG",
+    0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
+    3: "BHD IQD JOD KWD LYD OMR TND",
+    4: "CLF UYW",
+}
+CURRENCY_EXPONENTS: Mapping[str, int] = MappingProxyType(
+    {code: exp for exp, codes in _CODES_BY_EXPONENT.items() for code in codes.split()}
+)
+
+# Amount syntax, checked before any I/O: ASCII digits, optionally one point and more ASCII
+# digits ("5", "5.00", "0.5", "007"). Everything else is refused rather than repaired, because
+# a ledger must never guess what a user meant: empty text, any whitespace (leading or trailing
+# too, nothing is stripped), signs, exponents, underscores or other separators, NaN/Infinity,
+# hexadecimal, non-ASCII digits, a bare point on either side (".5" and "5."), more than
+# MAX_AMOUNT_LENGTH characters, and zero where an amount must be positive. The decimals may
+# not exceed the currency's exponent even when the extra digits are zeros ("5.000" EUR is
+# refused), and a converted amount may be at most MAX_MINOR_UNITS minor units.
+_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount of integer minor units in one currency."""
+
+    minor_units: int
+    currency: str
+
+    def __str__(self) -> str:
+        return f"{format_minor_units(self.minor_units, self.currency)} {self.currency}"
+
+
+def show(text: str) -> str:
+    """Quote user input for an error message: escaped, and cut short if it is very long."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= 42 else quoted[:40] + "…"
+
+
+def check_currency(code: str) -> str:
+    """Return the code if it is a known ISO 4217 code (3 uppercase ASCII letters), else raise."""
+    if not _CURRENCY.fullmatch(code):
+        raise InvalidInputError(
+            f"currency {show(code)} must be three uppercase ASCII letters, like EUR"
+        )
+    if code not in CURRENCY_EXPONENTS:
+        raise InvalidInputError(f"currency {show(code)} is not a known ISO 4217 currency code")
+    return code
+
+
+def exponent(currency: str) -> int:
+    """Number of decimals (minor-unit exponent) of a known currency."""
+    return CURRENCY_EXPONENTS[check_currency(currency)]
+
+
+def _syntax_problem(text: str, *, allow_zero: bool) -> str | None:
+    if text == "":
+        return "amount must not be empty"
+    if len(text) > MAX_AMOUNT_LENGTH:
+        return f"amount {show(text)} is too long (at most {MAX_AMOUNT_LENGTH} characters)"
+    if any(ch.isspace() for ch in text):
+        return f"amount {show(text)} must not contain spaces or other whitespace"
+    if text[0] in "+-":
+        return f"amount {show(text)} must not have a sign; write a positive number like 5.00"
+    if not text.isascii():
+        return f"amount {show(text)} must use ASCII digits 0-9 only"
+    if text.startswith(".") or text.endswith("."):
+        return f"amount {show(text)} needs digits on both sides of the point, like 0.50 or 5"
+    if not _AMOUNT.fullmatch(text):
+        return (
+            f"amount {show(text)} is not a plain decimal number like 5, 5.00 or 0.5 "
+            "(no exponents, separators, NaN or Infinity)"
+        )
+    if not allow_zero and text.strip("0.") == "":
+        return f"amount {show(text)} must be greater than zero"
+    return None
+
+
+def check_amount_syntax(text: str, *, allow_zero: bool = False) -> str:
+    """Return the text unchanged if it is a well-formed amount (rules above), else raise."""
+    problem = _syntax_problem(text, allow_zero=allow_zero)
+    if problem is not None:
+        raise InvalidInputError(problem)
+    return text
+
+
+def check_limit_syntax(text: str) -> str:
+    """Like check_amount_syntax, but zero is allowed (an overdraft limit may be zero)."""
+    return check_amount_syntax(text, allow_zero=True)
+
+
+def to_minor_units(
+    text: str, currency: str, *, allow_zero: bool = False, what: str = "amount"
+) -> int:
+    """Convert a well-formed amount to integer minor units of the currency, or raise."""
+    check_amount_syntax(text, allow_zero=allow_zero)
+    decimals_allowed = exponent(currency)
+    whole, _, fraction = text.partition(".")
+    if len(fraction) > decimals_allowed:
+        allowed = f"at most {decimals_allowed}" if decimals_allowed else "no"
+        raise InvalidInputError(
+            f"{what} {show(text)} has {len(fraction)} decimals but {currency} amounts have "
+            f"{allowed} decimals"
+        )
+    minor = int(whole + fraction.ljust(decimals_allowed, "0"))
+    if minor > MAX_MINOR_UNITS:
+        raise InvalidInputError(
+            f"{what} {show(text)} {currency} is too large (at most "
+            f"{format_minor_units(MAX_MINOR_UNITS, currency)} {currency})"
+        )
+    return minor
+
+
+def format_minor_units(minor: int, currency: str) -> str:
+    """Format minor units as a decimal string with the currency's decimals: 7000 EUR -> "70.00"."""
+    decimals = exponent(currency)
+    sign = "-" if minor < 0 else ""
+    digits = str(abs(minor)).rjust(decimals + 1, "0")
+    if decimals == 0:
+        return sign + digits
+    return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}"

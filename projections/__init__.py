@@ -1,0 +1,1 @@
+"""The read side: PostgreSQL read models fed by catch-up subscriptions."""
