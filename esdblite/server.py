@@ -695,7 +695,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
                         last_checkpoint = last_examined
                     yield ReadResp(caught_up=ReadResp.CaughtUp())
                     caught_up = True
-                await wake
+                await asyncio.shield(wake)
 
     async def _subscribe_stream(
         self, name: str, options: Any, context: grpc.aio.ServicerContext, structured: bool
@@ -730,7 +730,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
                 if not caught_up:
                     yield ReadResp(caught_up=ReadResp.CaughtUp())
                     caught_up = True
-                await wake
+                await asyncio.shield(wake)
 
 
 class GossipService(gossip_pb2_grpc.GossipServicer):  # type: ignore[misc]
