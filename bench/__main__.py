@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import esdblite_bench
+from bench import commands_bench, esdblite_bench
 from bench.harness import Run, write_results
 
-SUITES = {"esdblite": esdblite_bench.run}
+SUITES = {"esdblite": esdblite_bench.run, "commands": commands_bench.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,9 @@ TARGETS: dict[str, Target] = {
     "esdblite_append_batched_events_per_s": Target(">=", 10000),
     "raw_catchup_events_per_s": Target(">=", 10000),
     "esdblite_rss_mb_1m": Target("<=", 200),
+    "commands_per_s": Target(">=", 1000),
+    "command_p99_ms": Target("<=", 5),
+    "load_100k_snapshots_to_10_ratio": Target("<=", 2),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -44,6 +47,15 @@ DESCRIPTIONS: dict[str, str] = {
     "fsyncs_per_acked_batch": "fsyncs per acknowledged batch, 8 concurrent writers (group commit)",
     "raw_catchup_events_per_s": "subscribe_to_all from the start, no processing",
     "esdblite_rss_mb_1m": "esdblite server RSS after writing 1M events (full mode)",
+    "commands_per_s": "sequential deposits/withdrawals through Ledger, cache on",
+    "command_p50_ms": "median command latency",
+    "command_p99_ms": "99th percentile command latency",
+    "commands_per_s_8_clients": "8 concurrent clients on distinct accounts",
+    "load_ms_10": "load an account of 10 events, fresh process, cache off",
+    "load_ms_1000": "load an account of 1,000 events",
+    "load_ms_100k_snapshots": "load a 100k-event account through its snapshot",
+    "load_ms_100k_no_snapshots": "load a 100k-event account by full replay",
+    "load_100k_snapshots_to_10_ratio": "load_ms_100k_snapshots / load_ms_10",
 }
 
 

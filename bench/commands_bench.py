@@ -1,0 +1,241 @@
+"""Write-side figures: command throughput and latency, 8 concurrent clients, account load times.
+
+`python -m bench.commands_bench load <uri> <account> <snapshots|events>` is the fresh process
+that times the loads: it prints one JSON object with the median of 5 loads in milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Run, percentile
+from esdblite.process import ServerProcess
+from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Withdraw
+from ledger.accounts.decider import State, decide, evolve, initial_state
+from ledger.accounts.events import AccountEvent
+from ledger.accounts.snapshot import state_to_snapshot
+from ledger.eventstore import AccountEventStore
+from ledger.handler import CommandHandler
+from ledger.service import Ledger
+
+CLIENTS = 8
+LOADS_PER_PROCESS = 5
+BATCH = 500
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+META = CommandMeta(correlation_id="bench", causation_id="bench", actor="bench:commands")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _clock() -> datetime:
+    return NOW
+
+
+def _account() -> str:
+    return f"bench-{uuid.uuid4().hex}"
+
+
+def _commands(ledger: Ledger, accounts: list[str], n: int, prefix: str) -> Iterator[float]:
+    """Run n deposits and withdrawals round-robin over the accounts; yield each latency (s)."""
+    for i in range(n):
+        account = accounts[i % len(accounts)]
+        start = time.perf_counter()
+        # Each account sees deposit, deposit, withdrawal, ... so it never runs out of funds.
+        if (i // len(accounts)) % 3 == 2:
+            ledger.withdraw(account, "3.00", f"{prefix}-{i}")
+        else:
+            ledger.deposit(account, "5.25", f"{prefix}-{i}")
+        yield time.perf_counter() - start
+
+
+def sequential(results: Run, uri: str, n: int) -> None:
+    """Sequential deposits and withdrawals in-process through the Ledger, cache on."""
+    store = AccountEventStore.connect(uri)
+    try:
+        ledger = Ledger(CommandHandler(store), clock=_clock, actor="bench:commands")
+        accounts = [_account() for _ in range(10)]
+        for account in accounts:
+            ledger.open_account(account, "Bench", "EUR")
+        start = time.perf_counter()
+        latencies = list(_commands(ledger, accounts, n, "seq"))
+        elapsed = time.perf_counter() - start
+    finally:
+        store.close()
+    note = f"{n:,} commands over 10 accounts, durable esdblite"
+    results.record("commands_per_s", n / elapsed, note)
+    results.record("command_p50_ms", percentile(latencies, 50) * 1000, note)
+    results.record("command_p99_ms", percentile(latencies, 99) * 1000, note)
+
+
+def concurrent(results: Run, uri: str, n: int) -> None:
+    """8 threads, each with its own connection and handler, on distinct accounts."""
+    per_client = n // CLIENTS
+    start = threading.Barrier(CLIENTS + 1)
+    errors: list[BaseException] = []
+
+    def client(number: int) -> None:
+        store = AccountEventStore.connect(uri)
+        try:
+            ledger = Ledger(CommandHandler(store), clock=_clock, actor=f"bench:client-{number}")
+            account = _account()
+            ledger.open_account(account, "Bench", "EUR")
+            start.wait()
+            for _ in _commands(ledger, [account], per_client, f"c{number}"):
+                pass
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    # A client that fails breaks the barrier; its error is raised once every thread is done.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    results.record(
+        "commands_per_s_8_clients",
+        per_client * CLIENTS / elapsed,
+        f"{per_client * CLIENTS:,} commands, 8 threads, one account each",
+    )
+
+
+def history(account_id: str, events: int) -> tuple[list[AccountEvent], State]:
+    """Valid events (an open, then deposits and withdrawals) by the pure decider, and the state."""
+    state = initial_state
+    produced: list[AccountEvent] = []
+    common: dict[str, Any] = {"account_id": account_id, "now": NOW, "meta": META}
+    commands: Iterator[OpenAccount | Deposit | Withdraw] = (
+        OpenAccount(owner="Bench", currency="EUR", **common)
+        if i == 0
+        else Withdraw(amount="3.00", transaction_id=f"t-{i}", **common)
+        if i % 3 == 0
+        else Deposit(amount=f"{i % 90 + 10}.25", transaction_id=f"t-{i}", **common)
+        for i in range(events)
+    )
+    for command in commands:
+        for event in decide(command, state):
+            produced.append(event)
+            state = evolve(state, event)
+    return produced, state
+
+
+def write_account(store: AccountEventStore, events: int, *, snapshot: bool) -> State:
+    """Append a new account's events in batches at the right revisions (and its snapshot)."""
+    account_id = _account()
+    produced, state = history(account_id, events)
+    for first in range(0, len(produced), BATCH):
+        store.append(account_id, first - 1, produced[first : first + BATCH], META)
+    if snapshot:
+        store.write_snapshot(account_id, state_to_snapshot(state))
+    return state
+
+
+def timed_load(uri: str, state: State, *, snapshots: bool) -> float:
+    """Median load time in ms of the account, measured by a fresh process."""
+    mode = "snapshots" if snapshots else "events"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.commands_bench", "load", uri, state.account_id, mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    report = json.loads(done.stdout)
+    if (report["revision"], report["balance"]) != (state.revision, state.balance):
+        raise RuntimeError(f"the fresh process loaded another state: {report}")
+    return float(report["median_ms"])
+
+
+def loads(results: Run, uri: str, full: bool) -> None:
+    """Load times of accounts of 10, 1,000 and 100k (quick: 20k) events, in fresh processes."""
+    big = 100_000 if full else 20_000
+    store = AccountEventStore.connect(uri)
+    try:
+        small = write_account(store, 10, snapshot=False)
+        medium = write_account(store, 1_000, snapshot=False)
+        large = write_account(store, big, snapshot=True)
+    finally:
+        store.close()
+    size = f"{big:,} events" + ("" if full else " (quick mode)")
+    each = f"median of {LOADS_PER_PROCESS} loads in a fresh process, cache off"
+    load_10 = timed_load(uri, small, snapshots=True)
+    results.record("load_ms_10", load_10, f"10 events, no snapshot; {each}")
+    results.record(
+        "load_ms_1000",
+        timed_load(uri, medium, snapshots=True),
+        f"1,000 events, no snapshot; {each}",
+    )
+    with_snapshot = timed_load(uri, large, snapshots=True)
+    results.record(
+        "load_ms_100k_snapshots", with_snapshot, f"{size}, snapshot at the last one; {each}"
+    )
+    results.record(
+        "load_ms_100k_no_snapshots",
+        timed_load(uri, large, snapshots=False),
+        f"{size}, full replay; {each}",
+    )
+    results.record(
+        "load_100k_snapshots_to_10_ratio",
+        with_snapshot / load_10,
+        f"load_ms_100k_snapshots / load_ms_10 ({size})",
+    )
+
+
+def run(results: Run, full: bool) -> None:
+    """Measure the write-side figures on a fresh durable esdblite server."""
+    with tempfile.TemporaryDirectory(prefix="bench-commands-") as tmp:
+        server = ServerProcess(Path(tmp) / "data").start()
+        try:
+            sequential(results, server.uri, 10_000 if full else 2_000)
+            concurrent(results, server.uri, 10_000 if full else 2_000)
+            loads(results, server.uri, full)
+        finally:
+            server.stop()
+
+
+def load_in_this_process(uri: str, account_id: str, mode: str) -> dict[str, float]:
+    """Time LOADS_PER_PROCESS loads of one account with the cache off; the median in ms."""
+    store = AccountEventStore.connect(uri)
+    try:
+        handler = CommandHandler(store, cache_size=0, use_snapshots=mode == "snapshots")
+        # Open the connection first, so the figure is the load and not the TCP/HTTP2 handshake.
+        store.read("bench-warm-up")
+        samples = []
+        for _ in range(LOADS_PER_PROCESS):
+            start = time.perf_counter()
+            state = handler.load(account_id)
+            samples.append(time.perf_counter() - start)
+    finally:
+        store.close()
+    return {
+        "median_ms": statistics.median(samples) * 1000,
+        "revision": state.revision,
+        "balance": state.balance,
+    }
+
+
+if __name__ == "__main__":
+    _, command, uri, account_id, mode = sys.argv
+    if command != "load" or mode not in ("snapshots", "events"):
+        sys.exit("usage: python -m bench.commands_bench load <uri> <account> <snapshots|events>")
+    print(json.dumps(load_in_this_process(uri, account_id, mode)))

@@ -1,0 +1,189 @@
+"""The esdbclient adapter: account streams, deterministic event ids, and snapshot streams."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from esdbclient import EventStoreDBClient, NewEvent, StreamState
+from esdbclient.exceptions import (
+    DeadlineExceeded,
+    GrpcError,
+    NotFound,
+    ServiceUnavailable,
+    WrongCurrentVersion,
+)
+
+from ledger.accounts.commands import CommandMeta
+from ledger.accounts.events import (
+    AccountEvent,
+    deserialise_event,
+    encode_metadata,
+    schema_version_from_metadata,
+    serialise_event,
+)
+from ledger.errors import LedgerError, ServiceUnavailableError
+
+log = logging.getLogger("ledger.eventstore")
+
+ACCOUNT_STREAM_PREFIX = "account-"
+SNAPSHOT_STREAM_PREFIX = "snapshot-"
+SNAPSHOT_EVENT_TYPE = "AccountSnapshot"
+# Fixed, so that an event's id is the same in every process that writes it.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b0e-7d2a-4a53-9c35-3f8e51f1a0d4")
+
+
+def account_stream(account_id: str) -> str:
+    """The write-model stream of an account."""
+    return ACCOUNT_STREAM_PREFIX + account_id
+
+
+def snapshot_stream(account_id: str) -> str:
+    """Snapshots live apart: never an account stream, never matched by `^account-`."""
+    return SNAPSHOT_STREAM_PREFIX + account_id
+
+
+def event_id(account_id: str, revision: int, data: bytes) -> uuid.UUID:
+    """A deterministic id, so that the client's transport-level retry is deduplicated."""
+    # The id covers the event's content, not only its transaction id: a concurrent command
+    # that reuses a transaction id for other content at the same revision must get a version
+    # conflict (and then TransactionConflictError), never pass as a retry of the first one.
+    digest = hashlib.sha256(data).hexdigest()
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{account_id}/{revision}/{digest}")
+
+
+class VersionConflict(LedgerError):
+    """The stream moved on since it was read (optimistic concurrency)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An account event as read back, with where it is in its stream and in $all."""
+
+    revision: int
+    commit_position: int
+    event: AccountEvent
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (ServiceUnavailable, DeadlineExceeded) as exc:
+        raise ServiceUnavailableError(
+            f"the event store did not answer while {what} ({type(exc).__name__})"
+        ) from exc
+    except GrpcError as exc:
+        raise ServiceUnavailableError(f"the event store failed while {what}: {exc}") from exc
+
+
+class AccountEventStore:
+    """Reads and appends account events and snapshots through esdbclient."""
+
+    def __init__(self, client: EventStoreDBClient) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, uri: str) -> AccountEventStore:
+        """Connect to an EventStoreDB-compatible server (no call is made until the first use)."""
+        try:
+            return cls(EventStoreDBClient(uri))
+        except Exception as exc:
+            raise ServiceUnavailableError(f"cannot use the event store at {uri}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.client.close()
+
+    def read(self, account_id: str, from_revision: int = 0) -> list[StoredEvent]:
+        """The account's events from a revision on; empty when the stream does not exist."""
+        with _translated("reading an account"):
+            try:
+                recorded = self.client.get_stream(
+                    account_stream(account_id),
+                    stream_position=from_revision if from_revision > 0 else None,
+                )
+            except NotFound:
+                return []
+        return [self._decode(r) for r in recorded]
+
+    def read_one(self, account_id: str, revision: int) -> StoredEvent | None:
+        """The event at one revision of the account, if there is one."""
+        with _translated("reading an account"):
+            try:
+                recorded = self.client.get_stream(
+                    account_stream(account_id), stream_position=revision, limit=1
+                )
+            except NotFound:
+                return None
+        return self._decode(recorded[0]) if recorded else None
+
+    @staticmethod
+    def _decode(recorded: Any) -> StoredEvent:
+        version = schema_version_from_metadata(recorded.metadata)
+        return StoredEvent(
+            recorded.stream_position,
+            recorded.commit_position or 0,
+            deserialise_event(recorded.type, recorded.data, version),
+        )
+
+    def append(
+        self,
+        account_id: str,
+        expected_revision: int,
+        events: Sequence[AccountEvent],
+        meta: CommandMeta,
+    ) -> int:
+        """Append at exactly the revision read (-1: a new stream); return the commit position."""
+        new_events = []
+        for i, event in enumerate(events):
+            event_type, data = serialise_event(event)
+            new_events.append(
+                NewEvent(
+                    id=event_id(account_id, expected_revision + 1 + i, data),
+                    type=event_type,
+                    data=data,
+                    metadata=encode_metadata(event, meta),
+                    content_type="application/json",
+                )
+            )
+        current = StreamState.NO_STREAM if expected_revision < 0 else expected_revision
+        with _translated("appending to an account"):
+            try:
+                return self.client.append_to_stream(
+                    account_stream(account_id), current_version=current, events=new_events
+                )
+            except WrongCurrentVersion as exc:
+                raise VersionConflict(str(exc)) from exc
+
+    def read_snapshot(self, account_id: str) -> bytes | None:
+        """The newest snapshot's data, or None. A failure here only costs a full replay."""
+        try:
+            recorded = self.client.get_stream(snapshot_stream(account_id), backwards=True, limit=1)
+        except NotFound:
+            return None
+        except Exception as exc:
+            log.warning("cannot read the snapshot of %s (full replay instead): %s", account_id, exc)
+            return None
+        return bytes(recorded[0].data) if recorded else None
+
+    def write_snapshot(self, account_id: str, data: bytes) -> None:
+        """Store a snapshot, best effort: a failure is logged and never fails a command."""
+        try:
+            self.client.append_to_stream(
+                snapshot_stream(account_id),
+                current_version=StreamState.ANY,
+                events=[NewEvent(type=SNAPSHOT_EVENT_TYPE, data=data)],
+            )
+        except Exception as exc:
+            log.warning("cannot write the snapshot of %s: %s", account_id, exc)
+
+    def commit_position(self) -> int:
+        """The commit position of the newest event in the store (0 when none)."""
+        with _translated("reading the store's position"):
+            return int(self.client.get_commit_position())

@@ -1,0 +1,159 @@
+"""The write side's Python API: validated commands in, outcomes out (used by the CLI and tests)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ledger.accounts.commands import (
+    AccountCommand,
+    AccountId,
+    ChangeOverdraftLimit,
+    CloseAccount,
+    Command,
+    Deposit,
+    OpenAccount,
+    Reverse,
+    Withdraw,
+    make_command,
+)
+from ledger.accounts.decider import State, Status
+from ledger.errors import AccountNotFoundError, InvalidInputError, describe_validation_error
+from ledger.handler import CommandHandler, Outcome
+
+_ACCOUNT_ID: TypeAdapter[str] = TypeAdapter(AccountId)
+
+
+def validate_account_id(account_id: str) -> str:
+    """Check an account id before any I/O (InvalidInputError with a clear message)."""
+    try:
+        return _ACCOUNT_ID.validate_python(account_id, strict=True)
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(exc)) from exc
+
+
+def new_transaction_id() -> str:
+    """A fresh client transaction id, for callers that did not bring one."""
+    return "tx-" + uuid.uuid4().hex
+
+
+class Ledger:
+    """Open, deposit, withdraw, reverse, set the overdraft limit, close; read an account."""
+
+    def __init__(
+        self, handler: CommandHandler, *, clock: Callable[[], datetime], actor: str
+    ) -> None:
+        self.handler = handler
+        self.clock = clock
+        self.actor = actor
+
+    def _command(
+        self,
+        command_type: type[Command],
+        fields: dict[str, Any],
+        correlation_id: str | None,
+    ) -> AccountCommand:
+        meta = {
+            "correlation_id": correlation_id or uuid.uuid4().hex,
+            "causation_id": fields.get("transaction_id") or uuid.uuid4().hex,
+            "actor": self.actor,
+        }
+        command = make_command(command_type, {**fields, "now": self.clock(), "meta": meta})
+        assert isinstance(command, AccountCommand)
+        return command
+
+    def open_account(
+        self,
+        account_id: str,
+        owner: str,
+        currency: str,
+        overdraft_limit: str = "0",
+        *,
+        correlation_id: str | None = None,
+    ) -> Outcome:
+        """Open an account; repeating the same open changes nothing."""
+        fields = {
+            "account_id": account_id,
+            "owner": owner,
+            "currency": currency,
+            "overdraft_limit": overdraft_limit,
+        }
+        return self.handler.handle(self._command(OpenAccount, fields, correlation_id))
+
+    def deposit(
+        self,
+        account_id: str,
+        amount: str,
+        transaction_id: str,
+        description: str = "",
+        *,
+        correlation_id: str | None = None,
+    ) -> Outcome:
+        """Post a deposit; the same transaction id and content again posts nothing."""
+        fields = {
+            "account_id": account_id,
+            "amount": amount,
+            "transaction_id": transaction_id,
+            "description": description,
+        }
+        return self.handler.handle(self._command(Deposit, fields, correlation_id))
+
+    def withdraw(
+        self,
+        account_id: str,
+        amount: str,
+        transaction_id: str,
+        description: str = "",
+        *,
+        correlation_id: str | None = None,
+    ) -> Outcome:
+        """Post a withdrawal, refused if it would go below minus the overdraft limit."""
+        fields = {
+            "account_id": account_id,
+            "amount": amount,
+            "transaction_id": transaction_id,
+            "description": description,
+        }
+        return self.handler.handle(self._command(Withdraw, fields, correlation_id))
+
+    def reverse(
+        self,
+        account_id: str,
+        reverses: str,
+        transaction_id: str,
+        description: str = "",
+        *,
+        correlation_id: str | None = None,
+    ) -> Outcome:
+        """Post the opposite of an earlier deposit or withdrawal, at most once."""
+        fields = {
+            "account_id": account_id,
+            "reverses": reverses,
+            "transaction_id": transaction_id,
+            "description": description,
+        }
+        return self.handler.handle(self._command(Reverse, fields, correlation_id))
+
+    def set_overdraft_limit(
+        self, account_id: str, limit: str, *, correlation_id: str | None = None
+    ) -> Outcome:
+        """Change the overdraft limit (not below what the balance already uses)."""
+        fields = {"account_id": account_id, "limit": limit}
+        return self.handler.handle(self._command(ChangeOverdraftLimit, fields, correlation_id))
+
+    def close_account(self, account_id: str, *, correlation_id: str | None = None) -> Outcome:
+        """Close an account with a zero balance; repeating the close changes nothing."""
+        fields = {"account_id": account_id}
+        return self.handler.handle(self._command(CloseAccount, fields, correlation_id))
+
+    def account(self, account_id: str) -> State:
+        """A consistent read: the account folded from the write model right now."""
+        validate_account_id(account_id)
+        state = self.handler.load(account_id)
+        if state.status is Status.NEW:
+            raise AccountNotFoundError(account_id)
+        return state

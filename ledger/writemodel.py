@@ -1,0 +1,22 @@
+"""Folds an account from the write model (its stream), optionally up to a $all position."""
+
+from __future__ import annotations
+
+from ledger.accounts.decider import State, evolve, initial_state
+from ledger.accounts.events import Posting
+from ledger.eventstore import AccountEventStore
+
+
+def fold_account(
+    store: AccountEventStore, account_id: str, upto_position: int | None = None
+) -> tuple[State, list[int]]:
+    """The account's state and the revisions of its postings, from its stream alone."""
+    state = initial_state
+    postings: list[int] = []
+    for stored in store.read(account_id):
+        if upto_position is not None and stored.commit_position > upto_position:
+            break
+        state = evolve(state, stored.event)
+        if isinstance(stored.event, Posting):
+            postings.append(stored.revision)
+    return state, postings
