@@ -28,24 +28,13 @@ from ledger.accounts.events import (
     serialise_event,
 )
 from ledger.errors import LedgerError, ServiceUnavailableError
+from ledger.streams import account_stream, snapshot_stream
 
 log = logging.getLogger("ledger.eventstore")
 
-ACCOUNT_STREAM_PREFIX = "account-"
-SNAPSHOT_STREAM_PREFIX = "snapshot-"
 SNAPSHOT_EVENT_TYPE = "AccountSnapshot"
 # Fixed, so that an event's id is the same in every process that writes it.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b0e-7d2a-4a53-9c35-3f8e51f1a0d4")
-
-
-def account_stream(account_id: str) -> str:
-    """The write-model stream of an account."""
-    return ACCOUNT_STREAM_PREFIX + account_id
-
-
-def snapshot_stream(account_id: str) -> str:
-    """Snapshots live apart: never an account stream, never matched by `^account-`."""
-    return SNAPSHOT_STREAM_PREFIX + account_id
 
 
 def event_id(account_id: str, revision: int, data: bytes) -> uuid.UUID:

@@ -17,9 +17,10 @@ from esdbclient import EventStoreDBClient, RecordedEvent
 from esdbclient.exceptions import NotFound
 
 from esdblite.process import ServerProcess
-from ledger.eventstore import AccountEventStore, account_stream
+from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
+from ledger.streams import account_stream
 
 EXTERNAL_URI = os.environ.get("LEDGER_TEST_ESDB_URI") or None
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

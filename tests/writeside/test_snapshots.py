@@ -14,10 +14,11 @@ from ledger.accounts.decider import WINDOW_SIZE, State, decide, evolve, initial_
 from ledger.accounts.events import AccountEvent, PostingReversed
 from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
 from ledger.errors import BusinessRuleError, TransactionConflictError
-from ledger.eventstore import SNAPSHOT_EVENT_TYPE, AccountEventStore, snapshot_stream
+from ledger.eventstore import SNAPSHOT_EVENT_TYPE, AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.money import format_minor_units
 from ledger.service import Ledger
+from ledger.streams import snapshot_stream
 from tests.writeside.conftest import T0, new_account_id
 
 MAX_APPEND_SIZE = 1_048_576
