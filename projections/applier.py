@@ -1,0 +1,254 @@
+"""Applies a batch to projections in one transaction: revision guards, parking, checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import Cursor
+
+from ledger.accounts.events import AccountEvent
+from ledger.errors import CorruptEventError, LedgerError
+from projections.balances import BalancesProjection
+from projections.daily_totals import DailyTotalsProjection
+from projections.db import lock_key
+from projections.feed import Applied, ProjectedEvent, Projection
+from projections.statements import StatementsProjection
+
+log = logging.getLogger("projections.applier")
+
+_ALL: tuple[Projection, ...] = (
+    BalancesProjection(),
+    StatementsProjection(),
+    DailyTotalsProjection(),
+)
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in _ALL}
+
+
+class ProjectionGapError(LedgerError):
+    """An account's events arrived with a revision missing: a posting would be skipped."""
+
+    exit_code = 70
+
+
+def slot(projection: Projection, suffix: str) -> str:
+    """The bookkeeping name of a projection's live ("") or shadow tables."""
+    return projection.name + suffix
+
+
+def pause_key(slot_name: str) -> int:
+    """The advisory lock a rebuild takes exclusively to pause the live runner of a projection."""
+    return lock_key("ledger-pause:" + slot_name)
+
+
+def runner_key(slot_name: str) -> int:
+    """The advisory lock held by the one active runner of a projection."""
+    return lock_key("ledger-runner:" + slot_name)
+
+
+@dataclass
+class BatchResult:
+    """What one batch did, per projection slot."""
+
+    applied: dict[str, int] = field(default_factory=dict)
+    parked: dict[str, int] = field(default_factory=dict)
+
+
+class Applier:
+    """Writes batches for a set of projections (live tables, or a rebuild's shadow tables)."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        projections: Sequence[Projection],
+        suffix: str = "",
+    ) -> None:
+        self.conn = conn
+        self.projections = list(projections)
+        self.suffix = suffix
+        self.batches = 0
+        self._crash_at = int(os.environ.get("LEDGER_TEST_CRASH_IN_BATCH", "0") or 0)
+
+    @property
+    def slots(self) -> list[str]:
+        """The bookkeeping names of this applier's projections."""
+        return [slot(p, self.suffix) for p in self.projections]
+
+    def checkpoints(self) -> dict[str, int]:
+        """Each slot's committed position (0: nothing applied yet)."""
+        rows = self.conn.execute(
+            "SELECT projection, position FROM projection_checkpoints WHERE projection = ANY(%s)",
+            (self.slots,),
+        ).fetchall()
+        found = {name: int(pos) for name, pos in rows}
+        return {s: found.get(s, 0) for s in self.slots}
+
+    def apply_batch(
+        self, events: Sequence[ProjectedEvent], upto: int, *, replay: bool = False
+    ) -> BatchResult:
+        """Apply the events (in $all order) and move every checkpoint to `upto`, atomically.
+
+        With `replay`, the events are parked ones being applied again: the checkpoint neither
+        filters them nor moves, and the live runner is paused for the transaction.
+        """
+        result = BatchResult()
+        decoded: dict[int, AccountEvent | CorruptEventError] = {}
+        lock = "pg_advisory_xact_lock" if replay else "pg_advisory_xact_lock_shared"
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for projection in self.projections:
+                name = slot(projection, self.suffix)
+                if not self.suffix:
+                    # A rebuild pauses the live runner by taking this lock exclusively.
+                    cur.execute(f"SELECT {lock}(%s)", (pause_key(name),))
+                if replay:
+                    cur.execute(
+                        "UPDATE projection_accounts SET parked = false "
+                        "WHERE projection = %s AND account_id = ANY(%s)",
+                        (name, sorted({e.account_id for e in events})),
+                    )
+                    cur.execute(
+                        "DELETE FROM parked_events WHERE projection = %s AND account_id = ANY(%s)",
+                        (name, sorted({e.account_id for e in events})),
+                    )
+                    upto = -1
+                applied, parked = self._apply_one(cur, projection, name, events, upto, decoded)
+                result.applied[name] = applied
+                result.parked[name] = parked
+            cur.execute("SELECT pg_notify(%s, %s)", ("ledger_projections", str(upto)))
+            if events:
+                self.batches += 1
+                if self._crash_at and self.batches == self._crash_at:
+                    # Test hook: die like kill -9 while the batch transaction is still open.
+                    os._exit(86)
+        return result
+
+    def _apply_one(
+        self,
+        cur: Cursor[Any],
+        projection: Projection,
+        name: str,
+        events: Sequence[ProjectedEvent],
+        upto: int,
+        decoded: dict[int, AccountEvent | CorruptEventError],
+    ) -> tuple[int, int]:
+        row = cur.execute(
+            "SELECT position FROM projection_checkpoints WHERE projection = %s FOR UPDATE", (name,)
+        ).fetchone()
+        checkpoint = int(row[0]) if row else 0
+        todo = [e for e in events if e.position > checkpoint] if upto >= 0 else list(events)
+        accounts = sorted({e.account_id for e in todo})
+        state: dict[str, tuple[int, bool]] = {}
+        if accounts:
+            for account_id, last, parked in cur.execute(
+                "SELECT account_id, last_revision, parked FROM projection_accounts "
+                "WHERE projection = %s AND account_id = ANY(%s)",
+                (name, accounts),
+            ):
+                state[account_id] = (int(last), bool(parked))
+        accepted: list[Applied] = []
+        to_park: list[tuple[ProjectedEvent, str]] = []
+        for e in todo:
+            last, parked = state.get(e.account_id, (-1, False))
+            if parked:
+                to_park.append((e, "the account is parked by an earlier event"))
+                continue
+            if e.revision <= last:
+                continue  # already applied: a replay after a crash or a resubscription
+            if e.revision != last + 1:
+                raise ProjectionGapError(
+                    f"{name}: account {e.account_id} jumps from revision {last} to {e.revision} "
+                    f"at position {e.position}; refusing to skip a posting"
+                )
+            event = decoded.get(e.position)
+            if event is None:
+                try:
+                    event = e.decode()
+                except CorruptEventError as exc:
+                    event = exc
+                decoded[e.position] = event
+            if isinstance(event, CorruptEventError):
+                to_park.append((e, str(event)))
+                state[e.account_id] = (last, True)
+                continue
+            accepted.append((e, event))
+            state[e.account_id] = (e.revision, False)
+        accepted = self._apply_isolating_poison(cur, projection, accepted, to_park, state)
+        if state:
+            cur.executemany(
+                "INSERT INTO projection_accounts (projection, account_id, last_revision, parked) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (projection, account_id) DO UPDATE SET "
+                "last_revision = EXCLUDED.last_revision, parked = EXCLUDED.parked",
+                [(name, acc, last, parked) for acc, (last, parked) in state.items()],
+            )
+        if to_park:
+            cur.executemany(
+                "INSERT INTO parked_events (projection, account_id, revision, position, event_id,"
+                " event_type, data, metadata, recorded_at, error) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (projection, account_id, revision) DO NOTHING",
+                [
+                    (
+                        name,
+                        e.account_id,
+                        e.revision,
+                        e.position,
+                        e.event_id,
+                        e.type,
+                        e.data,
+                        e.metadata,
+                        e.recorded_at,
+                        error,
+                    )
+                    for e, error in to_park
+                ],
+            )
+            for e, error in to_park:
+                log.warning("%s: parked %s@%d: %s", name, e.account_id, e.revision, error)
+        if upto > checkpoint:
+            cur.execute(
+                "INSERT INTO projection_checkpoints (projection, position, updated_at) "
+                "VALUES (%s, %s, now()) ON CONFLICT (projection) DO UPDATE SET "
+                "position = GREATEST(projection_checkpoints.position, EXCLUDED.position), "
+                "updated_at = now()",
+                (name, upto),
+            )
+        return len(accepted), len(to_park)
+
+    def _apply_isolating_poison(
+        self,
+        cur: Cursor[Any],
+        projection: Projection,
+        accepted: list[Applied],
+        to_park: list[tuple[ProjectedEvent, str]],
+        state: dict[str, tuple[int, bool]],
+    ) -> list[Applied]:
+        """Apply the batch; if it fails, find the events that fail and park their accounts."""
+        if not accepted:
+            return accepted
+        try:
+            with self.conn.transaction():
+                projection.apply(cur, accepted, self.suffix)
+            return accepted
+        except (psycopg.DataError, psycopg.IntegrityError, LedgerError, ValueError) as exc:
+            log.warning("%s: batch failed (%s); isolating the poison events", projection.name, exc)
+        applied: list[Applied] = []
+        poisoned: dict[str, int] = {}  # account -> revision before its first failing event
+        for item in accepted:
+            stored = item[0]
+            if stored.account_id in poisoned:
+                to_park.append((stored, "the account is parked by an earlier event"))
+                continue
+            try:
+                with self.conn.transaction():
+                    projection.apply(cur, [item], self.suffix)
+                applied.append(item)
+            except (psycopg.DataError, psycopg.IntegrityError, LedgerError, ValueError) as exc:
+                poisoned[stored.account_id] = stored.revision - 1
+                to_park.append((stored, f"{type(exc).__name__}: {exc}"))
+        for account_id, last in poisoned.items():
+            state[account_id] = (last, True)
+        return applied

@@ -1,0 +1,134 @@
+"""Queries on the read models: balances (now or as of a date/position), statements, accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    """An account as the balance projection has it."""
+
+    account_id: str
+    owner: str
+    currency: str
+    balance: int
+    overdraft_limit: int
+    status: str
+    last_revision: int
+    last_position: int
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PostingRow:
+    """One statement line."""
+
+    account_id: str
+    revision: int
+    position: int
+    transaction_id: str
+    kind: str
+    amount: int
+    balance_after: int
+    description: str
+    occurred_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Statement:
+    """The postings of a period with the balances before and after it."""
+
+    account: BalanceRow
+    start: dt.date | None
+    end: dt.date | None
+    opening_balance: int
+    closing_balance: int
+    postings: list[PostingRow]
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def get_balance(conn: psycopg.Connection[Any], account_id: str) -> BalanceRow | None:
+    """The account's row in the balance projection, if it has one."""
+    with conn.cursor(row_factory=class_row(BalanceRow)) as cur:
+        return cur.execute(
+            "SELECT account_id, owner, currency, balance, overdraft_limit, status, last_revision,"
+            " last_position, updated_at FROM account_balances WHERE account_id = %s",
+            (account_id,),
+        ).fetchone()
+
+
+def list_accounts(conn: psycopg.Connection[Any]) -> list[BalanceRow]:
+    """Every account the balance projection knows, by id."""
+    with conn.cursor(row_factory=class_row(BalanceRow)) as cur:
+        return cur.execute(
+            "SELECT account_id, owner, currency, balance, overdraft_limit, status, last_revision,"
+            " last_position, updated_at FROM account_balances ORDER BY account_id"
+        ).fetchall()
+
+
+def balance_as_of(
+    conn: psycopg.Connection[Any],
+    account_id: str,
+    *,
+    day: dt.date | None = None,
+    position: int | None = None,
+) -> tuple[int, int | None]:
+    """(balance, revision of the last posting) at the end of a UTC day or at a $all position."""
+    if day is not None:
+        row = conn.execute(
+            "SELECT balance_after, revision FROM account_statements WHERE account_id = %s"
+            " AND occurred_at < %s ORDER BY revision DESC LIMIT 1",
+            (account_id, _day_start(day + dt.timedelta(days=1))),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT balance_after, revision FROM account_statements WHERE account_id = %s"
+            " AND position <= %s ORDER BY revision DESC LIMIT 1",
+            (account_id, position or 0),
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, None)
+
+
+def statement(
+    conn: psycopg.Connection[Any],
+    account: BalanceRow,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    limit: int | None = None,
+) -> Statement:
+    """Postings from `start` to `end` (both inclusive, UTC days); `limit` keeps the newest N."""
+    conditions = ["account_id = %s"]
+    params: list[Any] = [account.account_id]
+    if start is not None:
+        conditions.append("occurred_at >= %s")
+        params.append(_day_start(start))
+    if end is not None:
+        conditions.append("occurred_at < %s")
+        params.append(_day_start(end + dt.timedelta(days=1)))
+    where = " AND ".join(conditions)
+    query = (
+        "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
+        f" description, occurred_at FROM account_statements WHERE {where} ORDER BY revision DESC"
+    )
+    if limit is not None:
+        query += " LIMIT %s"
+        params.append(limit)
+    with conn.cursor(row_factory=class_row(PostingRow)) as cur:
+        postings = list(reversed(cur.execute(query.encode(), params).fetchall()))
+    opening = 0
+    if start is not None:
+        opening, _ = balance_as_of(conn, account.account_id, day=start - dt.timedelta(days=1))
+    closing = account.balance
+    if end is not None:
+        closing, _ = balance_as_of(conn, account.account_id, day=end)
+    return Statement(account, start, end, opening, closing, postings)

@@ -1,0 +1,194 @@
+"""Blue/green rebuild: fill shadow tables from the start of $all, verify at a position, swap."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ledger.errors import CheckFailedError
+from projections.applier import PROJECTIONS, pause_key
+from projections.db import connect, migrate
+from projections.feed import SHADOW
+from projections.runner import Progress, Runner
+from projections.verify import Violation, WriteModelFold, verify
+
+log = logging.getLogger("projections.rebuild")
+
+
+class RebuildVerificationError(CheckFailedError):
+    """The shadow tables do not match the write model; they are kept for inspection."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__(
+            f"the rebuilt read models failed verification ({len(violations)} violations); "
+            "the live tables are untouched and the shadow tables are kept for inspection"
+        )
+        self.violations = violations
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild did."""
+
+    projections: list[str]
+    events: int = 0
+    seconds: float = 0.0
+    swapped_at: int = 0
+    resumed: bool = False
+    differences: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events_per_s(self) -> float:
+        """Throughput of the build phase."""
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def _tables(names: Sequence[str]) -> list[str]:
+    return [t for n in names for t in PROJECTIONS[n].tables]
+
+
+def shadow_exists(conn: psycopg.Connection[Any], names: Sequence[str]) -> bool:
+    """Whether an interrupted rebuild left shadow tables behind."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+        " AND tablename = ANY(%s)",
+        ([t + SHADOW for t in _tables(names)],),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def discard(conn: psycopg.Connection[Any], names: Sequence[str]) -> None:
+    """Drop a rebuild's shadow tables and bookkeeping."""
+    slots = [n + SHADOW for n in names]
+    with conn.transaction():
+        for table in _tables(names):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + SHADOW)))
+        for bookkeeping in ("projection_checkpoints", "projection_accounts", "parked_events"):
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE projection = ANY(%s)").format(
+                    sql.Identifier(bookkeeping)
+                ),
+                (slots,),
+            )
+
+
+def _create_shadow(conn: psycopg.Connection[Any], names: Sequence[str]) -> None:
+    with conn.transaction():
+        for table in _tables(names):
+            conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING ALL)").format(
+                    sql.Identifier(table + SHADOW), sql.Identifier(table)
+                )
+            )
+
+
+def _differences(conn: psycopg.Connection[Any], table: str) -> int:
+    """Rows that differ between the live table and its shadow (either side)."""
+    live, shadow = sql.Identifier(table), sql.Identifier(table + SHADOW)
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM ((TABLE {live} EXCEPT TABLE {shadow})"
+            " UNION ALL (TABLE {shadow} EXCEPT TABLE {live})) d"
+        ).format(live=live, shadow=shadow)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def rebuild(
+    database_url: str,
+    eventstore_uri: str,
+    fold: WriteModelFold,
+    *,
+    projections: Sequence[str] | None = None,
+    discard_previous: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    batch_size: int = 1000,
+) -> RebuildReport:
+    """Rebuild projections without downtime; raise RebuildVerificationError on a mismatch."""
+    names = list(projections or PROJECTIONS)
+    conn = connect(database_url)
+    try:
+        migrate(conn)
+        report = RebuildReport(names)
+        if discard_previous:
+            discard(conn, names)
+        report.resumed = shadow_exists(conn, names)
+        _create_shadow(conn, names)
+        shadow = Runner(
+            database_url,
+            eventstore_uri,
+            projections=names,
+            suffix=SHADOW,
+            batch_size=batch_size,
+            on_progress=on_progress,
+        )
+        started = time.monotonic()
+        # 1 build: the live tables keep serving and following new events meanwhile.
+        shadow.run(until_caught_up=True)
+        report.seconds = time.monotonic() - started
+        report.events = shadow.progress.events
+        # 2 pause live at P, bring the shadow to P exactly, verify, swap, all in one transaction.
+        with conn.transaction():
+            for name in names:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (pause_key(name),))
+            rows = conn.execute(
+                "SELECT projection, position FROM projection_checkpoints"
+                " WHERE projection = ANY(%s)",
+                (names + [n + SHADOW for n in names],),
+            ).fetchall()
+            positions = {name: int(pos) for name, pos in rows}
+            live_at = min(positions.get(n, 0) for n in names)
+            shadow_at = min(positions.get(n + SHADOW, 0) for n in names)
+            if shadow_at < live_at:
+                catch_up = Runner(database_url, eventstore_uri, projections=names, suffix=SHADOW)
+                catch_up.run(stop_at=live_at)
+                report.events += catch_up.progress.events
+                shadow_at = live_at
+            swap_at = max(live_at, shadow_at)
+            violations = verify(conn, fold, suffix=SHADOW, upto=swap_at)
+            if violations:
+                raise RebuildVerificationError(violations)
+            for name in names:
+                for table in PROJECTIONS[name].tables:
+                    report.differences[table] = _differences(conn, table)
+            _swap(conn, names, swap_at)
+            report.swapped_at = swap_at
+        return report
+    finally:
+        conn.close()
+
+
+def _swap(conn: psycopg.Connection[Any], names: Sequence[str], position: int) -> None:
+    for name in names:
+        for table in PROJECTIONS[name].tables:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(table + SHADOW), sql.Identifier(table)
+                )
+            )
+        for bookkeeping in ("projection_accounts", "parked_events"):
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE projection = %s").format(sql.Identifier(bookkeeping)),
+                (name,),
+            )
+            conn.execute(
+                sql.SQL("UPDATE {} SET projection = %s WHERE projection = %s").format(
+                    sql.Identifier(bookkeeping)
+                ),
+                (name, name + SHADOW),
+            )
+        conn.execute(
+            "INSERT INTO projection_checkpoints (projection, position, updated_at)"
+            " VALUES (%s, %s, now()) ON CONFLICT (projection) DO UPDATE SET"
+            " position = GREATEST(projection_checkpoints.position, EXCLUDED.position),"
+            " updated_at = now()",
+            (name, position),
+        )
+        conn.execute("DELETE FROM projection_checkpoints WHERE projection = %s", (name + SHADOW,))

@@ -1,0 +1,294 @@
+"""The projection runner, the only place that subscribes to $all: batches, checkpoints, retries."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from esdbclient import EventStoreDBClient
+from esdbclient.events import CaughtUp, Checkpoint
+
+from ledger.streams import ACCOUNT_STREAM_PREFIX
+from projections.applier import PROJECTIONS, Applier, runner_key
+from projections.db import connect, migrate
+from projections.feed import ProjectedEvent, Projection
+
+log = logging.getLogger("projections.runner")
+
+ACCOUNT_FILTER = [ACCOUNT_STREAM_PREFIX + ".*"]  # server side, on the stream name
+LAG_PROBE_CAP = 10_000
+
+
+@dataclass
+class Progress:
+    """What the runner has done so far; handed to a progress callback after each batch."""
+
+    events: int = 0
+    position: int = 0
+    head: int = 0
+    caught_up: bool = False
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far a checkpoint is behind the head of the account events."""
+
+    head_position: int
+    events: int
+    capped: bool
+    seconds: float
+
+
+def probe_lag(client: EventStoreDBClient, checkpoint: int, last_applied: datetime | None) -> Lag:
+    """Count account events after a checkpoint by reading backwards from the head (bounded)."""
+    head_position = 0
+    head_time: datetime | None = None
+    count = 0
+    oldest_unapplied: datetime | None = None
+    events = client.read_all(
+        backwards=True,
+        filter_include=ACCOUNT_FILTER,
+        filter_by_stream_name=True,
+        limit=LAG_PROBE_CAP + 1,
+    )
+    try:
+        for recorded in events:
+            position = recorded.commit_position or 0
+            if head_time is None:
+                head_position, head_time = position, recorded.recorded_at
+            if position <= checkpoint:
+                break
+            count += 1
+            oldest_unapplied = recorded.recorded_at
+            if count > LAG_PROBE_CAP:
+                break
+    finally:
+        events.stop()
+    seconds = 0.0
+    if count and head_time is not None:
+        reference = last_applied or oldest_unapplied or head_time
+        seconds = max((head_time - reference).total_seconds(), 0.0)
+    return Lag(head_position, min(count, LAG_PROBE_CAP), count > LAG_PROBE_CAP, seconds)
+
+
+class _Reader(threading.Thread):
+    """Reads the subscription into a bounded queue, so that batches can close on a timer."""
+
+    def __init__(self, subscription: Any, out: queue.Queue[Any]) -> None:
+        super().__init__(daemon=True, name="projection-subscription")
+        self.subscription = subscription
+        self.out = out
+        self.stopping = False
+
+    def run(self) -> None:
+        try:
+            for item in self.subscription:
+                while not self.stopping:
+                    try:
+                        self.out.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stopping:
+                    return
+        except Exception as exc:
+            if not self.stopping:
+                self.out.put(exc)
+            return
+        if not self.stopping:
+            self.out.put(ConnectionError("the subscription ended"))
+
+    def stop(self) -> None:
+        self.stopping = True
+        # The connection may already be gone.
+        with contextlib.suppress(Exception):
+            self.subscription.stop()
+
+
+class Runner:
+    """Keeps a set of projections (live, or a rebuild's shadow) up to date from $all."""
+
+    def __init__(
+        self,
+        database_url: str,
+        eventstore_uri: str,
+        *,
+        projections: Sequence[str] | None = None,
+        suffix: str = "",
+        batch_size: int = 500,
+        batch_ms: float = 50.0,
+        status_every: float = 1.0,
+        on_progress: Callable[[Progress], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        names = list(projections or PROJECTIONS)
+        self.projections: list[Projection] = [PROJECTIONS[n] for n in names]
+        self.database_url = database_url
+        self.eventstore_uri = eventstore_uri
+        self.suffix = suffix
+        self.batch_size = batch_size
+        self.batch_ms = batch_ms
+        self.status_every = status_every
+        self.on_progress = on_progress
+        self.stop_event = stop or threading.Event()
+        self.progress = Progress()
+        self.last_applied_at: datetime | None = None
+
+    def run(self, *, until_caught_up: bool = False, stop_at: int | None = None) -> Progress:
+        """Run until stopped (or caught up / past `stop_at`), resubscribing after failures."""
+        conn = connect(self.database_url)
+        lock_conn = connect(self.database_url)
+        try:
+            migrate(conn)
+            applier = Applier(conn, self.projections, self.suffix)
+            self._lock(lock_conn, applier.slots)
+            self.progress.started = time.monotonic()
+            backoff = 0.1
+            while not self.stop_event.is_set():
+                try:
+                    if self._follow(applier, until_caught_up, stop_at):
+                        break
+                    backoff = 0.1
+                except (ConnectionError, OSError) as exc:
+                    log.warning(
+                        "event store unavailable (%s); resubscribing in %.1fs", exc, backoff
+                    )
+                except Exception as exc:
+                    if type(exc).__module__.startswith("esdbclient"):
+                        log.warning(
+                            "subscription failed (%s); resubscribing in %.1fs", exc, backoff
+                        )
+                    else:
+                        raise
+                if self.stop_event.wait(backoff):
+                    break
+                backoff = min(backoff * 2, 5.0)
+        finally:
+            lock_conn.close()
+            conn.close()
+        return self.progress
+
+    def _lock(self, lock_conn: Any, slots: list[str]) -> None:
+        for name in slots:
+            key = runner_key(name)
+            row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if not row[0]:
+                log.warning("another runner holds %s; waiting for it", name)
+                lock_conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+
+    def _follow(self, applier: Applier, until_caught_up: bool, stop_at: int | None) -> bool:
+        """One subscription's life; True when the run is complete."""
+        start = min(applier.checkpoints().values())
+        client = EventStoreDBClient(self.eventstore_uri)
+        inbox: queue.Queue[Any] = queue.Queue(maxsize=4 * self.batch_size)
+        subscription = client.subscribe_to_all(
+            commit_position=start,
+            filter_include=ACCOUNT_FILTER,
+            filter_by_stream_name=True,
+            include_checkpoints=True,
+            include_caught_up=True,
+            window_size=self.batch_size,
+            checkpoint_interval_multiplier=1,
+        )
+        reader = _Reader(subscription, inbox)
+        reader.start()
+        self.progress.position = start
+        next_status = 0.0
+        caught_up = False  # CaughtUp comes once per subscription; remember it
+        try:
+            while not self.stop_event.is_set():
+                batch, upto, seen = self._collect(inbox, stop_at, caught_up)
+                caught_up = caught_up or seen
+                if batch or upto > self.progress.position:
+                    applier.apply_batch(batch, max(upto, self.progress.position))
+                    self.progress.events += len(batch)
+                    self.progress.position = max(upto, self.progress.position)
+                    if batch:
+                        self.last_applied_at = batch[-1].recorded_at
+                self.progress.caught_up = caught_up and inbox.empty()
+                if time.monotonic() >= next_status:
+                    self._record_status(client, applier)
+                    next_status = time.monotonic() + self.status_every
+                if self.on_progress:
+                    self.on_progress(self.progress)
+                if stop_at is not None and self.progress.position >= stop_at:
+                    return True
+                if until_caught_up and caught_up and stop_at is None:
+                    self._record_status(client, applier)
+                    return True
+            return True
+        finally:
+            reader.stop()
+            client.close()
+
+    def _collect(
+        self, inbox: queue.Queue[Any], stop_at: int | None, caught_up: bool
+    ) -> tuple[list[ProjectedEvent], int, bool]:
+        batch: list[ProjectedEvent] = []
+        upto = 0
+        deadline = time.monotonic() + self.batch_ms / 1000
+        while len(batch) < self.batch_size:
+            if caught_up and batch and inbox.empty():
+                break  # live: nothing else is waiting, so do not hold the batch back
+            timeout = deadline - time.monotonic()
+            try:
+                item = inbox.get(timeout=max(timeout, 0.0)) if timeout > 0 else inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, BaseException):
+                raise item if isinstance(item, ConnectionError) else ConnectionError(str(item))
+            if isinstance(item, CaughtUp):
+                caught_up = True
+                if not batch:
+                    break
+                continue
+            position = item.commit_position or 0
+            if stop_at is not None and position > stop_at:
+                upto = max(upto, stop_at)
+                break
+            if not isinstance(item, Checkpoint):
+                batch.append(ProjectedEvent.from_recorded(item))
+            upto = max(upto, position)
+        return batch, upto, caught_up
+
+    def _record_status(self, client: EventStoreDBClient, applier: Applier) -> None:
+        if self.suffix:
+            return  # a rebuild reports its own progress; status is about the live tables
+        try:
+            lag = probe_lag(client, self.progress.position, self.last_applied_at)
+        except Exception as exc:
+            log.debug("lag probe failed: %s", exc)
+            return
+        caught_up = self.progress.caught_up and lag.events == 0
+        self.progress.head = lag.head_position
+        with applier.conn.transaction():
+            applier.conn.cursor().executemany(
+                "INSERT INTO projection_status (projection, head_position, lag_events, lag_capped,"
+                " lag_seconds, caught_up, runner_pid, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (projection) DO UPDATE SET"
+                " head_position = EXCLUDED.head_position, lag_events = EXCLUDED.lag_events,"
+                " lag_capped = EXCLUDED.lag_capped, lag_seconds = EXCLUDED.lag_seconds,"
+                " caught_up = EXCLUDED.caught_up, runner_pid = EXCLUDED.runner_pid,"
+                " updated_at = EXCLUDED.updated_at",
+                [
+                    (
+                        name,
+                        lag.head_position,
+                        lag.events,
+                        lag.capped,
+                        lag.seconds,
+                        caught_up,
+                        os.getpid(),
+                    )
+                    for name in applier.slots
+                ],
+            )
