@@ -1,0 +1,76 @@
+"""Output: JSON and CSV straight to stdout; tables and notes through rich; user text as-is."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class Output:
+    """Where things go: data to stdout, everything else (notes, warnings, errors) to stderr."""
+
+    def __init__(self, *, json_mode: bool = False, color: bool = True) -> None:
+        self.json_mode = json_mode
+        no_color = not color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+        self.out = Console(file=sys.stdout, no_color=no_color, highlight=False, soft_wrap=False)
+        self.err = Console(file=sys.stderr, no_color=no_color, highlight=False)
+
+    def note(self, message: str) -> None:
+        """A short sentence for people, on stderr (never markup-interpreted)."""
+        self.err.print(Text(message))
+
+    def error(self, message: str) -> None:
+        """One clear sentence on stderr."""
+        self.err.print(Text("error: ", style="bold red") + Text(message))
+
+    def json(self, document: Any) -> None:
+        """One JSON document on stdout, never through rich."""
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.flush()
+
+    def line(self, message: str) -> None:
+        """A line of data for people on stdout (plain text, no markup)."""
+        self.out.print(Text(message))
+
+    def table(
+        self,
+        title: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Iterable[Sequence[str]],
+    ) -> None:
+        """A table; `columns` are (header, "left"|"right"); cells are shown exactly as given."""
+        table = Table(title=Text(title), title_justify="left", expand=False)
+        for header, justify in columns:
+            if justify == "right":
+                table.add_column(header, justify="right", no_wrap=True)
+            else:
+                table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        self.out.print(table)
+
+    def csv(
+        self, header: Sequence[str], rows: Iterable[Sequence[str]], text_columns: set[int]
+    ) -> None:
+        """CSV with a header row. Text cells that a spreadsheet would run as a formula get a
+        leading apostrophe (OWASP's advice); numbers are written as they are."""
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(
+                [
+                    "'" + cell if i in text_columns and cell.startswith(CSV_FORMULA_START) else cell
+                    for i, cell in enumerate(row)
+                ]
+            )
+        sys.stdout.flush()

@@ -1,0 +1,323 @@
+"""The local stack under LEDGER_HOME: esdblite, embedded PostgreSQL and the projection runner."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ledger.errors import ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from projections.pgserver import EmbeddedPostgres
+
+SERVICES = ("eventstore", "postgres", "runner")
+DEFAULT_PORTS = {"eventstore": 2113, "postgres": 5433}
+
+
+@dataclass
+class ServiceState:
+    """How one service of the stack is doing."""
+
+    name: str
+    pid: int | None
+    address: str | None
+    state: str  # running | stopped | crashed
+    detail: str = ""
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _holder(port: int) -> str:
+    """Who listens on a port, as far as this user can see."""
+    try:
+        import psutil
+
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN":
+                if conn.pid:
+                    name = psutil.Process(conn.pid).name()
+                    return f"{name} (pid {conn.pid})"
+                return "another process"
+    except Exception:
+        pass
+    return "another process"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+class LocalStack:
+    """Starts, stops and reports the three background services, each with a pid and a log."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.logs = home / "logs"
+        self.state_file = home / "stack.json"
+
+    # ----- layout
+
+    def ensure_home(self) -> None:
+        """Create the home with 0700 permissions (and its logs folder)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
+        self.logs.mkdir(exist_ok=True)
+
+    def ports(self) -> dict[str, int]:
+        """The ports chosen at the first start, kept so that addresses stay stable."""
+        try:
+            return {k: int(v) for k, v in json.loads(self.state_file.read_text()).items()}
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _choose_ports(self) -> dict[str, int]:
+        ports = self.ports()
+        for name, preferred in DEFAULT_PORTS.items():
+            if name not in ports:
+                ports[name] = preferred if _port_free(preferred) else _free_port()
+        self.state_file.write_text(json.dumps(ports))
+        return ports
+
+    def log_file(self, service: str) -> Path:
+        """Where a service writes its log."""
+        if service == "postgres":
+            return self.home / "postgres" / "postgres.log"
+        return self.logs / f"{service}.log"
+
+    def _pid_file(self, service: str) -> Path:
+        return self.home / f"{service}.pid"
+
+    def _read_pid(self, service: str) -> int | None:
+        if service == "postgres":
+            return self._postgres().pid()
+        try:
+            return int(self._pid_file(service).read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def _postgres(self) -> EmbeddedPostgres:
+        from projections.pgserver import EmbeddedPostgres
+
+        return EmbeddedPostgres(
+            self.home / "postgres" / "data",
+            port=self.ports().get("postgres"),
+            owner_dir=self.home,
+        )
+
+    # ----- addresses
+
+    def eventstore_uri(self) -> str:
+        """The esdb:// URI of the local esdblite."""
+        return f"esdb://localhost:{self.ports().get('eventstore', 2113)}?Tls=false"
+
+    def database_url(self) -> str:
+        """The URL of the local PostgreSQL database."""
+        return f"postgresql://postgres@127.0.0.1:{self.ports().get('postgres', 5433)}/postgres"
+
+    # ----- status
+
+    def status(self) -> list[ServiceState]:
+        """Each service: running, stopped (cleanly) or crashed (with how it ended)."""
+        ports = self.ports()
+        states = []
+        for name in SERVICES:
+            pid = self._read_pid(name)
+            address = None
+            if name == "eventstore" and "eventstore" in ports:
+                address = f"localhost:{ports['eventstore']}"
+            elif name == "postgres" and "postgres" in ports:
+                address = f"127.0.0.1:{ports['postgres']}"
+            if _alive(pid):
+                states.append(ServiceState(name, pid, address, "running"))
+            elif pid is not None:
+                states.append(ServiceState(name, pid, address, "crashed", self._how_it_ended(name)))
+            else:
+                states.append(ServiceState(name, None, address, "stopped"))
+        return states
+
+    def _how_it_ended(self, service: str) -> str:
+        tail = self.log_tail(service, 3)
+        last = tail.splitlines()[-1] if tail else "no log lines"
+        return f"pid file left behind, process gone; last log line: {last}"
+
+    def running(self, service: str) -> bool:
+        """Whether a service is up."""
+        return _alive(self._read_pid(service))
+
+    def log_tail(self, service: str, lines: int = 15) -> str:
+        """The last lines of a service's log."""
+        try:
+            text = self.log_file(service).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ----- start and stop
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.ensure_home()
+        with open(self.home / "stack.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ServiceUnavailableError(
+                    "another `ledger up` is starting the local stack right now; "
+                    "wait for it to finish, then run the command again"
+                ) from None
+            yield
+
+    def up(self, services: tuple[str, ...] = SERVICES, note: object = None) -> list[str]:
+        """Start what is not running (idempotent); all or nothing. Returns what it started."""
+        started: list[str] = []
+        with self._lock():
+            ports = self._choose_ports()
+            for name in ("eventstore", "postgres"):
+                if name in services and not self.running(name) and not _port_free(ports[name]):
+                    raise ServiceUnavailableError(
+                        f"cannot start {name}: port {ports[name]} is taken by "
+                        f"{_holder(ports[name])}; stop it, or edit {self.state_file}"
+                    )
+            try:
+                for name in SERVICES:
+                    if name in services and not self.running(name):
+                        if callable(note):
+                            note(f"starting {name}…")
+                        getattr(self, f"_start_{name}")()
+                        started.append(name)
+            except ServiceUnavailableError as exc:
+                tail = self.log_tail(started[-1] if started else "eventstore")
+                for name in reversed(started):
+                    self._stop(name)
+                raise ServiceUnavailableError(
+                    f"{exc}; stopped what had been started. Last log lines:\n{tail}"
+                ) from exc
+        return started
+
+    def _spawn(self, service: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.log_file(service), "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ},
+        )
+        log.close()
+        self._pid_file(service).write_text(f"{proc.pid}\n")
+        return proc
+
+    def _start_eventstore(self) -> None:
+        port = self.ports()["eventstore"]
+        data = self.home / "esdb"
+        (data / "esdblite.port").unlink(missing_ok=True)
+        proc = self._spawn(
+            "eventstore",
+            [
+                sys.executable,
+                "-m",
+                "esdblite",
+                "serve",
+                "--data",
+                str(data),
+                "--port",
+                str(port),
+                "--log-level",
+                "INFO",
+            ],
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (data / "esdblite.port").exists():
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise ServiceUnavailableError("the event store (esdblite) did not start")
+
+    def _start_postgres(self) -> None:
+        pg = self._postgres()
+        pg.start()
+        from projections.db import connect, migrate
+
+        with connect(pg.url()) as conn:
+            migrate(conn)
+
+    def _start_runner(self) -> None:
+        proc = self._spawn(
+            "runner",
+            [sys.executable, "-m", "cli.main", "projections", "run"],
+        )
+        time.sleep(0.3)
+        if proc.poll() is not None:
+            raise ServiceUnavailableError("the projection runner exited at start")
+
+    def down(self) -> list[str]:
+        """Stop every running service cleanly (runner first). Returns what it stopped."""
+        stopped = []
+        for name in reversed(SERVICES):
+            if self._stop(name):
+                stopped.append(name)
+        return stopped
+
+    def _stop(self, service: str) -> bool:
+        pid = self._read_pid(service)
+        if service == "postgres":
+            if not _alive(pid):
+                return False
+            self._postgres().stop()
+            return True
+        was_running = _alive(pid)
+        if was_running and pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        self._pid_file(service).unlink(missing_ok=True)
+        return was_running
+
+    def as_json(self) -> list[dict[str, object]]:
+        """status() as plain data."""
+        return [asdict(s) for s in self.status()]
