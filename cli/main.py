@@ -220,15 +220,9 @@ def make_ledger(obj: Context) -> Ledger:
 
 def check_account_id(account_id: str) -> None:
     """Validate an account id before any I/O."""
-    from pydantic import TypeAdapter, ValidationError
+    from ledger.accounts.ids import check_account_id as check
 
-    from ledger.accounts.commands import AccountId
-    from ledger.errors import describe_validation_error
-
-    try:
-        TypeAdapter(AccountId).validate_python(account_id, strict=True)
-    except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(exc)) from None
+    check(account_id)
 
 
 def money(minor: int, currency: str) -> str:

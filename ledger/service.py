@@ -7,11 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from ledger.accounts.commands import (
     AccountCommand,
-    AccountId,
     ChangeOverdraftLimit,
     CloseAccount,
     Command,
@@ -22,18 +19,14 @@ from ledger.accounts.commands import (
     make_command,
 )
 from ledger.accounts.decider import State, Status
-from ledger.errors import AccountNotFoundError, InvalidInputError, describe_validation_error
+from ledger.accounts.ids import check_account_id
+from ledger.errors import AccountNotFoundError
 from ledger.handler import CommandHandler, Outcome
-
-_ACCOUNT_ID: TypeAdapter[str] = TypeAdapter(AccountId)
 
 
 def validate_account_id(account_id: str) -> str:
     """Check an account id before any I/O (InvalidInputError with a clear message)."""
-    try:
-        return _ACCOUNT_ID.validate_python(account_id, strict=True)
-    except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(exc)) from exc
+    return check_account_id(account_id)
 
 
 def new_transaction_id() -> str:

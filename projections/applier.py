@@ -17,6 +17,7 @@ from projections.balances import BalancesProjection
 from projections.daily_totals import DailyTotalsProjection
 from projections.db import lock_key
 from projections.feed import Applied, ProjectedEvent, Projection
+from projections.names import PROJECTION_NAMES
 from projections.statements import StatementsProjection
 
 log = logging.getLogger("projections.applier")
@@ -27,6 +28,7 @@ _ALL: tuple[Projection, ...] = (
     DailyTotalsProjection(),
 )
 PROJECTIONS: dict[str, Projection] = {p.name: p for p in _ALL}
+assert tuple(PROJECTIONS) == PROJECTION_NAMES
 
 
 class ProjectionGapError(LedgerError):

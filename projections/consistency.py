@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from projections.applier import PROJECTIONS
+from projections.names import PROJECTION_NAMES
 
 CHANNEL = "ledger_projections"
 
@@ -40,7 +40,7 @@ def wait_for_position(
     projections: Sequence[str] | None = None,
 ) -> bool:
     """Read-your-writes: wait until every projection has applied up to a commit position."""
-    names = list(projections or PROJECTIONS)
+    names = list(projections or PROJECTION_NAMES)
 
     def done() -> bool:
         row = conn.execute(

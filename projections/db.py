@@ -38,6 +38,14 @@ def migrations() -> list[tuple[int, str, str]]:
 def migrate(conn: psycopg.Connection[tuple[Any, ...]]) -> list[int]:
     """Apply every migration not applied yet, once, in order; return the versions applied."""
     applied: list[int] = []
+    known = {version for version, _, _ in migrations()}
+    try:
+        with conn.transaction():
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        if known <= done:
+            return applied  # the common case: one read, no lock
+    except psycopg.errors.UndefinedTable:
+        pass
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from projections.applier import PROJECTIONS
+from projections.names import PROJECTION_NAMES
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def read_status(conn: psycopg.Connection[Any]) -> list[ProjectionStatus]:
             " FROM unnest(%s::text[]) AS p(name)"
             " LEFT JOIN projection_checkpoints c ON c.projection = p.name"
             " LEFT JOIN projection_status s ON s.projection = p.name ORDER BY p.name",
-            (list(PROJECTIONS),),
+            (list(PROJECTION_NAMES),),
         ).fetchall()
 
 
@@ -54,6 +54,6 @@ def parked_accounts(conn: psycopg.Connection[Any], account_id: str | None = None
     rows = conn.execute(
         "SELECT DISTINCT account_id FROM parked_events WHERE projection = ANY(%s)"
         " AND (%s::text IS NULL OR account_id = %s) ORDER BY account_id",
-        (list(PROJECTIONS), account_id, account_id),
+        (list(PROJECTION_NAMES), account_id, account_id),
     ).fetchall()
     return [r[0] for r in rows]

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
+from ledger.accounts.ids import check_account_id, check_transaction_id
 from ledger.errors import InvalidInputError, describe_validation_error
 from ledger.money import (
     check_amount_syntax,
@@ -19,8 +20,6 @@ from ledger.money import (
     to_minor_units,
 )
 
-_ACCOUNT_ID = re.compile(r"[a-z0-9_-]{1,64}")
-_TRANSACTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _META_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Control characters, invisible format characters and line/paragraph separators would let a
 # name or description hide or rearrange text in statements and logs; lone surrogates cannot
@@ -28,22 +27,8 @@ _META_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
-def _account_id(value: str) -> str:
-    if not _ACCOUNT_ID.fullmatch(value):
-        raise InvalidInputError(
-            f"account id {show(value)} must be 1-64 characters of lowercase letters a-z, "
-            "digits, '-' and '_'"
-        )
-    return value
-
-
-def _transaction_id(value: str) -> str:
-    if not _TRANSACTION_ID.fullmatch(value):
-        raise InvalidInputError(
-            f"transaction id {show(value)} must be 1-64 characters of ASCII letters, digits, "
-            "'.', '_', ':' and '-'"
-        )
-    return value
+_account_id = check_account_id
+_transaction_id = check_transaction_id
 
 
 def _meta_id(value: str) -> str:
