@@ -12,11 +12,11 @@ import psycopg
 from psycopg import sql
 
 from ledger.errors import CheckFailedError
-from projections.applier import PROJECTIONS, pause_key
+from projections.applier import PROJECTIONS, Applier, pause_key
 from projections.db import connect, migrate
 from projections.feed import SHADOW
 from projections.runner import Progress, Runner
-from projections.verify import Violation, WriteModelFold, verify
+from projections.verify import Violation, WriteModelFold, verify_rebuilt
 
 log = logging.getLogger("projections.rebuild")
 
@@ -133,7 +133,14 @@ def rebuild(
         shadow.run(until_caught_up=True)
         report.seconds = time.monotonic() - started
         report.events = shadow.progress.events
-        # 2 pause live at P, bring the shadow to P exactly, verify, swap, all in one transaction.
+        # 2 verify the shadow against the write model at its own position S, while live runs.
+        built_at = min(
+            Applier(conn, [PROJECTIONS[n] for n in names], SHADOW).checkpoints().values()
+        )
+        violations = verify_rebuilt(conn, fold, names, SHADOW, built_at)
+        if violations:
+            raise RebuildVerificationError(violations)
+        # 3 pause live at P, bring the shadow to P, re-verify what moved, swap: one transaction.
         with conn.transaction():
             for name in names:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (pause_key(name),))
@@ -151,7 +158,20 @@ def rebuild(
                 report.events += catch_up.progress.events
                 shadow_at = live_at
             swap_at = max(live_at, shadow_at)
-            violations = verify(conn, fold, suffix=SHADOW, upto=swap_at)
+            moved = (
+                [
+                    r[0]
+                    for r in conn.execute(
+                        sql.SQL("SELECT account_id FROM {} WHERE last_position > %s").format(
+                            sql.Identifier("account_balances" + SHADOW)
+                        ),
+                        (built_at,),
+                    )
+                ]
+                if "balances" in names
+                else None
+            )
+            violations = verify_rebuilt(conn, fold, names, SHADOW, swap_at, moved)
             if violations:
                 raise RebuildVerificationError(violations)
             for name in names:
