@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from esdbclient import EventStoreDBClient
 from esdbclient.events import CaughtUp, Checkpoint
 
+from ledger.errors import ServiceUnavailableError
 from ledger.streams import ACCOUNT_STREAM_PREFIX
 from projections.applier import PROJECTIONS, Applier, runner_key
 from projections.db import connect, migrate
@@ -144,38 +146,43 @@ class Runner:
         self.last_applied_at: datetime | None = None
 
     def run(self, *, until_caught_up: bool = False, stop_at: int | None = None) -> Progress:
-        """Run until stopped (or caught up / past `stop_at`), resubscribing after failures."""
+        """Run until stopped (or caught up / past `stop_at`), resubscribing after failures.
+
+        A lost event store means resubscribing from the stored checkpoint; a lost database
+        means reconnecting too. Either way nothing uncommitted is kept, so nothing is doubled.
+        """
+        self.progress.started = time.monotonic()
+        backoff = 0.1
+        while not self.stop_event.is_set():
+            try:
+                if self._session(until_caught_up, stop_at):
+                    break
+                backoff = 0.1
+            except (psycopg.OperationalError, ServiceUnavailableError) as exc:
+                log.warning("database unavailable (%s); reconnecting in %.1fs", exc, backoff)
+            except (ConnectionError, OSError) as exc:
+                log.warning("event store unavailable (%s); resubscribing in %.1fs", exc, backoff)
+            except Exception as exc:
+                if not type(exc).__module__.startswith("esdbclient"):
+                    raise
+                log.warning("subscription failed (%s); resubscribing in %.1fs", exc, backoff)
+            if self.stop_event.wait(backoff):
+                break
+            backoff = min(backoff * 2, 5.0)
+        return self.progress
+
+    def _session(self, until_caught_up: bool, stop_at: int | None) -> bool:
+        """One database session: lock, then follow subscriptions; True when the run is done."""
         conn = connect(self.database_url)
         lock_conn = connect(self.database_url)
         try:
             migrate(conn)
             applier = Applier(conn, self.projections, self.suffix)
             self._lock(lock_conn, applier.slots)
-            self.progress.started = time.monotonic()
-            backoff = 0.1
-            while not self.stop_event.is_set():
-                try:
-                    if self._follow(applier, until_caught_up, stop_at):
-                        break
-                    backoff = 0.1
-                except (ConnectionError, OSError) as exc:
-                    log.warning(
-                        "event store unavailable (%s); resubscribing in %.1fs", exc, backoff
-                    )
-                except Exception as exc:
-                    if type(exc).__module__.startswith("esdbclient"):
-                        log.warning(
-                            "subscription failed (%s); resubscribing in %.1fs", exc, backoff
-                        )
-                    else:
-                        raise
-                if self.stop_event.wait(backoff):
-                    break
-                backoff = min(backoff * 2, 5.0)
+            return self._follow(applier, until_caught_up, stop_at)
         finally:
             lock_conn.close()
             conn.close()
-        return self.progress
 
     def _lock(self, lock_conn: Any, slots: list[str]) -> None:
         for name in slots:
