@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from projections.applier import PROJECTIONS, Applier, BatchResult
+from projections.applier import PROJECTIONS, Applier, BatchResult, pause_key
 from projections.feed import ProjectedEvent
 
 
@@ -38,22 +38,27 @@ def list_parked(conn: psycopg.Connection[Any], account_id: str | None = None) ->
 
 def replay_parked(conn: psycopg.Connection[Any], account_id: str | None = None) -> BatchResult:
     """Apply parked events again, in order; those that still fail are parked again."""
-    rows = conn.execute(
-        "SELECT DISTINCT ON (account_id, revision) account_id, revision, position, event_id,"
-        " event_type, data, metadata, recorded_at FROM parked_events"
-        " WHERE projection = ANY(%s) AND (%s::text IS NULL OR account_id = %s)"
-        " ORDER BY account_id, revision",
-        (list(PROJECTIONS), account_id, account_id),
-    ).fetchall()
-    events = sorted(
-        (
-            ProjectedEvent(
-                acc, int(rev), int(pos), eid, etype, bytes(data), bytes(meta), recorded_at
-            )
-            for acc, rev, pos, eid, etype, data, meta, recorded_at in rows
-        ),
-        key=lambda e: e.position,
-    )
-    if not events:
-        return BatchResult()
-    return Applier(conn, list(PROJECTIONS.values())).apply_batch(events, 0, replay=True)
+    with conn.transaction():
+        # Pause the live runners before reading: an event they parked between this read and
+        # the replay would be deleted with the others without being replayed, and lost.
+        for name in PROJECTIONS:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (pause_key(name),))
+        rows = conn.execute(
+            "SELECT DISTINCT ON (account_id, revision) account_id, revision, position, event_id,"
+            " event_type, data, metadata, recorded_at FROM parked_events"
+            " WHERE projection = ANY(%s) AND (%s::text IS NULL OR account_id = %s)"
+            " ORDER BY account_id, revision",
+            (list(PROJECTIONS), account_id, account_id),
+        ).fetchall()
+        events = sorted(
+            (
+                ProjectedEvent(
+                    acc, int(rev), int(pos), eid, etype, bytes(data), bytes(meta), recorded_at
+                )
+                for acc, rev, pos, eid, etype, data, meta, recorded_at in rows
+            ),
+            key=lambda e: e.position,
+        )
+        if not events:
+            return BatchResult()
+        return Applier(conn, list(PROJECTIONS.values())).apply_batch(events, 0, replay=True)

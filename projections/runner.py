@@ -154,18 +154,22 @@ class Runner:
         self.progress.started = time.monotonic()
         backoff = 0.1
         while not self.stop_event.is_set():
+            applied_before = self.progress.events
             try:
                 if self._session(until_caught_up, stop_at):
                     break
-                backoff = 0.1
+                what = "the subscription ended"
             except (psycopg.OperationalError, ServiceUnavailableError) as exc:
-                log.warning("database unavailable (%s); reconnecting in %.1fs", exc, backoff)
+                what = f"database unavailable ({exc})"
             except (ConnectionError, OSError) as exc:
-                log.warning("event store unavailable (%s); resubscribing in %.1fs", exc, backoff)
+                what = f"event store unavailable ({exc})"
             except Exception as exc:
                 if not type(exc).__module__.startswith("esdbclient"):
                     raise
-                log.warning("subscription failed (%s); resubscribing in %.1fs", exc, backoff)
+                what = f"subscription failed ({exc})"
+            if self.progress.events > applied_before:
+                backoff = 0.1  # that session did work: the outage is new, start the backoff over
+            log.warning("%s; resubscribing in %.1fs", what, backoff)
             if self.stop_event.wait(backoff):
                 break
             backoff = min(backoff * 2, 5.0)
@@ -223,8 +227,12 @@ class Runner:
                         self.last_applied_at = batch[-1].recorded_at
                 self.progress.caught_up = caught_up and inbox.empty()
                 if time.monotonic() >= next_status:
+                    probed = time.monotonic()
                     self._record_status(client, applier)
-                    next_status = time.monotonic() + self.status_every
+                    # Far behind, a probe reads up to LAG_PROBE_CAP events: keep it to about a
+                    # tenth of the runner's time instead of most of a catch-up's.
+                    took = time.monotonic() - probed
+                    next_status = time.monotonic() + max(self.status_every, 9 * took)
                 if self.on_progress:
                     self.on_progress(self.progress)
                 if stop_at is not None and self.progress.position >= stop_at:
