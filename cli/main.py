@@ -114,6 +114,35 @@ def _log_file(settings: Settings) -> Path:
     return path
 
 
+def _log_exception(settings: Settings) -> Path:
+    """Write the current exception's traceback to cli.log with a handler of its own: the
+    root logger may already be configured elsewhere (`projections run`, a test runner)."""
+    path = _log_file(settings)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ledger.cli")
+    logger.addHandler(handler)
+    try:
+        logger.error("unexpected error in `ledger %s`", " ".join(sys.argv[1:]), exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return path
+
+
+def _how_to_start(obj: Context) -> str:
+    """What to do about an unavailable service, for the configuration in use."""
+    if obj.settings.embedded:
+        return (
+            f"start the local stack with `ledger up` (it lives in {obj.settings.home}); "
+            "`ledger status` and `ledger logs SERVICE` show what is wrong"
+        )
+    return (
+        "check that the services named by LEDGER_EVENTSTORE_URI and LEDGER_DATABASE_URL are "
+        "running (with the compose file: `docker compose up -d`)"
+    )
+
+
 @contextlib.contextmanager
 def handled(obj: Context, transaction_id: str | None = None) -> Iterator[None]:
     """Map failures to one sentence and an exit code; log unexpected ones."""
@@ -122,7 +151,10 @@ def handled(obj: Context, transaction_id: str | None = None) -> Iterator[None]:
     except typer.Exit:
         raise
     except LedgerError as exc:
-        obj.output.error(str(exc))
+        message = str(exc)
+        if exc.exit_code == 3:
+            message += f"; {_how_to_start(obj)}"
+        obj.output.error(message)
         if transaction_id and exc.exit_code in (3, 4, 6):
             obj.output.note(
                 f"transaction id: {transaction_id} (retry with --tx {transaction_id}; "
@@ -136,9 +168,7 @@ def handled(obj: Context, transaction_id: str | None = None) -> Iterator[None]:
         raise typer.Exit(130) from None
     except Exception as exc:
         try:
-            path = _log_file(obj.settings)
-            logging.basicConfig(filename=path, level=logging.ERROR)
-            logging.getLogger("ledger.cli").exception("unexpected error")
+            path = _log_exception(obj.settings)
             where = f"details in {path}"
         except OSError:
             where = "details could not be logged"
@@ -230,6 +260,13 @@ def money(minor: int, currency: str) -> str:
     from ledger.money import format_minor_units
 
     return format_minor_units(minor, currency)
+
+
+def as_decimal(text: str, currency: str) -> str:
+    """A user's (already accepted) amount with the currency's decimals: "70" -> "70.00"."""
+    from ledger.money import to_minor_units
+
+    return money(to_minor_units(text, currency, allow_zero=True), currency)
 
 
 # ----- write commands
@@ -331,8 +368,9 @@ def _posting(
             f"Transaction {transaction_id} was already posted; nothing new was written. "
             f"Balance after it: {money(outcome.balance, c)} {c}."
             if outcome.replayed
-            else f"{verb} {amount} {c} ({'to' if kind == 'deposit' else 'from'} {account}, "
-            f"transaction {transaction_id}). Balance: {money(outcome.balance, c)} {c}."
+            else f"{verb} {as_decimal(amount, c)} {c} "
+            f"({'to' if kind == 'deposit' else 'from'} {account}, transaction {transaction_id}). "
+            f"Balance: {money(outcome.balance, c)} {c}."
         )
         _after_write(obj, outcome, sentence, wait)
 
@@ -408,7 +446,8 @@ def set_overdraft(
         _after_write(
             obj,
             outcome,
-            f"Overdraft limit of {account} is {amount} {outcome.currency}.",
+            f"Overdraft limit of {account} is {as_decimal(amount, outcome.currency)} "
+            f"{outcome.currency}.",
             False,
             False,
         )
@@ -569,7 +608,10 @@ def statement(
     start: Annotated[
         str | None, typer.Option("--from", help="First day, inclusive (ISO date, UTC).")
     ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last day, inclusive (ISO date).")] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Last day, inclusive (ISO date, UTC); today with --from alone."),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Keep the most recent N postings.")
     ] = None,
@@ -595,11 +637,22 @@ def statement(
         first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
         if first and last and first > last:
             fail(f"--from {first} is after --to {last}")
+        if first is not None and last is None:
+            # The period is resolved against "today" (LEDGER_NOW / --now fixes it) and echoed.
+            last = max(first, obj.settings.clock().date())
+        timed_out = False
         if consistent:
             st = _consistent_statement(obj, account, first, last, limit)
         else:
-            st = _projected_statement(obj, account, first, last, limit, min_revision)
+            st, timed_out = _projected_statement(obj, account, first, last, limit, min_revision)
         _show_statement(obj, st, fmt, first is not None or last is not None)
+        if timed_out:
+            # Like `balance`: what the projection has is on stdout, and the exit code says
+            # that it may not include the awaited revision yet.
+            raise WaitTimeoutError(
+                f"the projections did not reach revision {min_revision} of {account} "
+                f"within {obj.settings.wait_timeout:g}s; what it had is shown"
+            )
 
 
 def _projected_statement(
@@ -609,23 +662,22 @@ def _projected_statement(
     last: dt.date | None,
     limit: int | None,
     min_revision: int | None,
-) -> Any:
+) -> tuple[Any, bool]:
     from ledger.errors import AccountNotFoundError
     from projections.consistency import wait_for_revision
     from projections.queries import get_balance
     from projections.queries import statement as query
 
     with read_conn(obj) as conn:
-        if min_revision is not None and not wait_for_revision(
+        timed_out = min_revision is not None and not wait_for_revision(
             conn, account, min_revision, timeout=obj.settings.wait_timeout
-        ):
-            raise WaitTimeoutError(
-                f"the projection did not reach revision {min_revision} of {account} in time"
-            )
+        )
         row = get_balance(conn, account)
         if row is None:
+            if timed_out:
+                raise WaitTimeoutError(f"account {account} has not reached the projection yet")
             raise AccountNotFoundError(account)
-        return query(conn, row, start=first, end=last, limit=limit)
+        return query(conn, row, start=first, end=last, limit=limit), timed_out
 
 
 def _consistent_statement(
@@ -1130,18 +1182,28 @@ def logs(
         if service not in SERVICES:
             fail(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
         stack = _stack(obj)
-        sys.stdout.write(stack.log_tail(service, lines) + "\n")
-        if follow:
-            path = stack.log_file(service)
-            with open(path, errors="replace") as f:
-                f.seek(0, 2)
-                while True:
-                    chunk = f.read()
-                    if chunk:
-                        sys.stdout.write(chunk)
-                        sys.stdout.flush()
-                    else:
-                        time.sleep(0.2)
+        if not follow:
+            sys.stdout.write(stack.log_tail(service, lines) + "\n")
+            return
+        from ledger.errors import ServiceUnavailableError
+
+        path = stack.log_file(service)
+        try:
+            f = open(path, errors="replace")  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:
+            raise ServiceUnavailableError(f"{service} has no log yet ({path})") from None
+        with f:
+            # The tail and the lines after it come from one open file: none is lost between.
+            tail = f.read().splitlines()[-lines:]
+            sys.stdout.write("\n".join(tail) + "\n")
+            sys.stdout.flush()
+            while True:
+                chunk = f.read()
+                if chunk:
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.2)
 
 
 @app.command(rich_help_panel="Local stack")

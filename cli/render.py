@@ -7,30 +7,51 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
 
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Control characters (except tab and newline) never reach the terminal from a plain line.
+CONTROL = {c: None for c in (*range(32), 127) if c not in (9, 10)}
 
 
 class Output:
-    """Where things go: data to stdout, everything else (notes, warnings, errors) to stderr."""
+    """Where things go: data to stdout, everything else (notes, warnings, errors) to stderr.
+
+    rich is imported on first use only: `ledger balance --json` must start fast."""
 
     def __init__(self, *, json_mode: bool = False, color: bool = True) -> None:
         self.json_mode = json_mode
-        no_color = not color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
-        self.out = Console(file=sys.stdout, no_color=no_color, highlight=False, soft_wrap=False)
-        self.err = Console(file=sys.stderr, no_color=no_color, highlight=False)
+        self.no_color = not color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+
+    @cached_property
+    def out(self) -> Console:
+        """The rich console on stdout (tables)."""
+        from rich.console import Console
+
+        return Console(file=sys.stdout, no_color=self.no_color, highlight=False, soft_wrap=False)
+
+    @cached_property
+    def err(self) -> Console:
+        """The rich console on stderr. Sentences are never hard-wrapped: an error stays one
+        line that a script can grep, and a terminal wraps long lines by itself."""
+        from rich.console import Console
+
+        return Console(file=sys.stderr, no_color=self.no_color, highlight=False, soft_wrap=True)
 
     def note(self, message: str) -> None:
         """A short sentence for people, on stderr (never markup-interpreted)."""
+        from rich.text import Text
+
         self.err.print(Text(message))
 
     def error(self, message: str) -> None:
         """One clear sentence on stderr."""
+        from rich.text import Text
+
         self.err.print(Text("error: ", style="bold red") + Text(message))
 
     def json(self, document: Any) -> None:
@@ -39,8 +60,10 @@ class Output:
         sys.stdout.flush()
 
     def line(self, message: str) -> None:
-        """A line of data for people on stdout (plain text, no markup)."""
-        self.out.print(Text(message))
+        """A line of data for people on stdout: plain text, no markup, no control characters
+        (written directly, so that a one-line answer needs no rich import)."""
+        sys.stdout.write(message.translate(CONTROL) + "\n")
+        sys.stdout.flush()
 
     def table(
         self,
@@ -49,6 +72,9 @@ class Output:
         rows: Iterable[Sequence[str]],
     ) -> None:
         """A table; `columns` are (header, "left"|"right"); cells are shown exactly as given."""
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(title=Text(title), title_justify="left", expand=False)
         for header, justify in columns:
             if justify == "right":

@@ -84,6 +84,30 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
+# What a service's command line contains, to tell our process from one that reused its pid.
+MARKERS = {"eventstore": b"esdblite", "postgres": b"postgres", "runner": b"projections"}
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _is_ours(pid: int, service: str, started: str | None) -> bool:
+    """Whether a live pid is still the process the pid file was written for."""
+    if started is not None and _start_time(pid) not in (None, started):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return MARKERS[service] in f.read()
+    except OSError:
+        return True  # no /proc here: trust the pid file
+
+
 class LocalStack:
     """Starts, stops and reports the three background services, each with a pid and a log."""
 
@@ -124,13 +148,31 @@ class LocalStack:
     def _pid_file(self, service: str) -> Path:
         return self.home / f"{service}.pid"
 
-    def _read_pid(self, service: str) -> int | None:
+    def _pid_record(self, service: str) -> tuple[int, str | None] | None:
         if service == "postgres":
-            return self._postgres().pid()
+            # PostgreSQL keeps its own pid file; a crash leaves it behind.
+            try:
+                text = (self.home / "postgres" / "data" / "postmaster.pid").read_text()
+                return int(text.split("\n", 1)[0]), None
+            except (OSError, ValueError):
+                return None
         try:
-            return int(self._pid_file(service).read_text().split()[0])
+            fields = self._pid_file(service).read_text().split()
+            return int(fields[0]), (fields[1] if len(fields) > 1 else None)
         except (FileNotFoundError, ValueError, IndexError):
             return None
+
+    def _read_pid(self, service: str) -> int | None:
+        """The pid the service's pid file names (alive or not)."""
+        record = self._pid_record(service)
+        return record[0] if record else None
+
+    def _owned_pid(self, service: str) -> int | None:
+        """The service's pid if that process is alive and is still ours (not a reused pid)."""
+        record = self._pid_record(service)
+        if record is None or not _alive(record[0]):
+            return None
+        return record[0] if _is_ours(record[0], service, record[1]) else None
 
     def _postgres(self) -> EmbeddedPostgres:
         from projections.pgserver import EmbeddedPostgres
@@ -164,8 +206,11 @@ class LocalStack:
                 address = f"localhost:{ports['eventstore']}"
             elif name == "postgres" and "postgres" in ports:
                 address = f"127.0.0.1:{ports['postgres']}"
-            if _alive(pid):
+            if self._owned_pid(name) is not None:
                 states.append(ServiceState(name, pid, address, "running"))
+            elif pid is not None and _alive(pid):
+                detail = f"stale pid file: pid {pid} now belongs to another process"
+                states.append(ServiceState(name, pid, address, "crashed", detail))
             elif pid is not None:
                 states.append(ServiceState(name, pid, address, "crashed", self._how_it_ended(name)))
             else:
@@ -179,7 +224,7 @@ class LocalStack:
 
     def running(self, service: str) -> bool:
         """Whether a service is up."""
-        return _alive(self._read_pid(service))
+        return self._owned_pid(service) is not None
 
     def log_tail(self, service: str, lines: int = 15) -> str:
         """The last lines of a service's log."""
@@ -215,19 +260,24 @@ class LocalStack:
                         f"cannot start {name}: port {ports[name]} is taken by "
                         f"{_holder(ports[name])}; stop it, or edit {self.state_file}"
                     )
+            current = "eventstore"
             try:
                 for name in SERVICES:
                     if name in services and not self.running(name):
+                        current = name
                         if callable(note):
                             note(f"starting {name}…")
                         getattr(self, f"_start_{name}")()
                         started.append(name)
-            except ServiceUnavailableError as exc:
-                tail = self.log_tail(started[-1] if started else "eventstore")
+            except Exception as exc:
+                # Whatever went wrong (a refusal or an OSError), no half-started stack remains.
+                tail = self.log_tail(current)
                 for name in reversed(started):
                     self._stop(name)
+                reason = str(exc) if isinstance(exc, ServiceUnavailableError) else repr(exc)
                 raise ServiceUnavailableError(
-                    f"{exc}; stopped what had been started. Last log lines:\n{tail}"
+                    f"cannot start {current}: {reason}; stopped what had been started. "
+                    f"Last lines of its log:\n{tail}"
                 ) from exc
         return started
 
@@ -242,7 +292,10 @@ class LocalStack:
             env={**os.environ},
         )
         log.close()
-        self._pid_file(service).write_text(f"{proc.pid}\n")
+        # The start time lets a later command tell this process from one that reused its pid.
+        self._pid_file(service).write_text(
+            f"{proc.pid} {_start_time(proc.pid) or ''}".strip() + "\n"
+        )
         return proc
 
     def _start_eventstore(self) -> None:
@@ -299,13 +352,13 @@ class LocalStack:
         return stopped
 
     def _stop(self, service: str) -> bool:
-        pid = self._read_pid(service)
+        pid = self._owned_pid(service)
         if service == "postgres":
-            if not _alive(pid):
+            if pid is None:
                 return False
             self._postgres().stop()
             return True
-        was_running = _alive(pid)
+        was_running = pid is not None
         if was_running and pid:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)

@@ -1,0 +1,193 @@
+"""`ledger projections status|run|rebuild|replay-parked` through CliRunner and the entry point."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.stack import LocalStack
+from ledger.accounts.commands import AccountCommand, CommandMeta, OpenAccount, make_command
+from ledger.accounts.decider import decide, initial_state
+from ledger.accounts.events import encode_metadata, serialise_event
+from projections.applier import PROJECTIONS
+from projections.db import connect
+from tests.cli.conftest import LEDGER, Cli, ledger_env, new_account_id
+
+STATUS_KEYS = [
+    "projection",
+    "checkpoint",
+    "head_position",
+    "lag_events",
+    "lag_capped",
+    "lag_seconds",
+    "caught_up",
+    "parked",
+    "runner_pid",
+    "updated_at",
+]
+Execute = Callable[[str, Sequence[Any]], None]
+
+
+def park(execute: Execute, account: str, *, valid: bool) -> None:
+    """Park the opening event of `account` in every projection (valid or unreadable data)."""
+    meta = CommandMeta(correlation_id="c-1", causation_id="c-1", actor="test:cli")
+    command = make_command(
+        OpenAccount,
+        {
+            "account_id": account,
+            "owner": "Parked",
+            "currency": "EUR",
+            "overdraft_limit": "0",
+            "now": datetime(2026, 1, 1, tzinfo=UTC),
+            "meta": meta,
+        },
+    )
+    assert isinstance(command, AccountCommand)
+    [event] = decide(command, initial_state)
+    event_type, data = serialise_event(event)
+    if not valid:
+        data = b"{not json"
+    for name in PROJECTIONS:
+        execute(
+            "INSERT INTO parked_events (projection, account_id, revision, position, event_id,"
+            " event_type, data, metadata, recorded_at, error)"
+            " VALUES (%s, %s, 0, 1, %s, %s, %s, %s, now(), 'test')",
+            (name, account, uuid.uuid4(), event_type, data, encode_metadata(event, meta)),
+        )
+
+
+def parked_count(database_url: str, account: str) -> int:
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM parked_events WHERE account_id = %s", (account,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_status_json_lists_each_projection(cli: Cli, account: str) -> None:
+    docs = cli.json("projections", "status")
+    assert [d["projection"] for d in docs] == sorted(PROJECTIONS)
+    assert all(list(d) == STATUS_KEYS for d in docs)
+    assert all(d["checkpoint"] > 0 and d["parked"] == 0 for d in docs)
+    cli.ok("projections", "status", "--health")
+    assert "balances" in cli.ok("projections", "status").stdout
+
+
+def test_health_exits_5_when_something_is_parked(external_cli: Cli, read_db: Execute) -> None:
+    park(read_db, new_account_id("parked"), valid=True)
+    result = external_cli("projections", "status", "--health")
+    assert result.exit_code == 5
+    assert "unhealthy" in result.stderr
+
+
+def test_rebuild_without_yes_exits_2_and_rebuilds_nothing(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import projections.rebuild
+
+    calls: list[object] = []
+    monkeypatch.setattr(projections.rebuild, "rebuild", lambda *a, **k: calls.append(a))
+    result = cli("projections", "rebuild")
+    assert result.exit_code == 2
+    assert "pass --yes" in result.stderr
+    assert calls == []
+    unknown = cli("projections", "rebuild", "nope", "--yes")
+    assert unknown.exit_code == 2
+    assert "unknown projection 'nope'" in unknown.stderr
+    assert calls == []
+
+
+def test_rebuild_with_yes_verifies_and_swaps(cli: Cli, account: str) -> None:
+    doc = cli.json("projections", "rebuild", "balances", "--yes")
+    assert doc["projections"] == ["balances"]
+    assert doc["events"] > 0
+    assert set(doc) >= {"events", "seconds", "swapped_at", "differences_from_live"}
+    assert cli.json("balance", account)["balance"] == "100.00"
+    assert cli.json("verify")["ok"] is True
+
+
+def test_replay_parked_with_nothing_parked(external_cli: Cli) -> None:
+    assert external_cli.json("projections", "replay-parked") == {"replayed": 0, "still_parked": 0}
+
+
+def test_replay_parked_without_yes_exits_2_and_changes_nothing(
+    external_cli: Cli, read_db: Execute, fresh_db: str
+) -> None:
+    account = new_account_id("parked")
+    park(read_db, account, valid=True)
+    result = external_cli("projections", "replay-parked", account)
+    assert result.exit_code == 2
+    assert "pass --yes" in result.stderr
+    assert parked_count(fresh_db, account) == len(PROJECTIONS)
+
+
+def test_replay_parked_applies_a_fixed_event(
+    external_cli: Cli, read_db: Execute, fresh_db: str
+) -> None:
+    account = new_account_id("parked")
+    park(read_db, account, valid=True)
+    doc = external_cli.json("projections", "replay-parked", account, "--yes")
+    assert doc == {"replayed": len(PROJECTIONS), "still_parked": 0}
+    assert parked_count(fresh_db, account) == 0
+    balance = external_cli.json("balance", account)
+    assert (balance["balance"], balance["revision"]) == ("0.00", 0)
+
+
+def test_replay_parked_exits_5_when_events_stay_parked(
+    external_cli: Cli, read_db: Execute, fresh_db: str
+) -> None:
+    account = new_account_id("parked")
+    park(read_db, account, valid=False)
+    result = external_cli("projections", "replay-parked", "--yes", "--json")
+    assert result.exit_code == 5
+    assert json.loads(result.stdout)["still_parked"] == len(PROJECTIONS)
+    assert parked_count(fresh_db, account) == len(PROJECTIONS)
+
+
+def test_projections_run_catches_up_and_stops_on_sigterm(
+    cli: Cli, account: str, stack: LocalStack, fresh_db: str, tmp_path: Path
+) -> None:
+    head = cli.json("deposit", account, "1", "--tx", f"{account}-run")["commit_position"]
+    env = ledger_env(
+        tmp_path / "home",
+        LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
+        LEDGER_DATABASE_URL=fresh_db,
+    )
+    proc = subprocess.Popen(
+        [str(LEDGER), "projections", "run"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with connect(fresh_db) as conn:
+                    rows = conn.execute("SELECT min(position) FROM projection_checkpoints")
+                    row = rows.fetchone()
+                if row and row[0] is not None and row[0] >= head:
+                    break
+            except Exception:
+                pass  # the runner may still be creating its tables
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the runner did not catch up: {proc.poll()}")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
