@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+import traceback
 
-from bench import commands_bench, esdblite_bench
-from bench.harness import Run, write_results
+from bench import cli_bench, commands_bench, esdblite_bench, plots, projections_bench
+from bench.harness import Benchmark, Run, write_results
 
-SUITES = {"esdblite": esdblite_bench.run, "commands": commands_bench.run}
+SUITES: dict[str, Benchmark] = {
+    "esdblite": esdblite_bench.run,
+    "commands": commands_bench.run,
+    "projections": projections_bench.run,
+    "cli": cli_bench.run,
+}
+
+# The peer needs the `bench` extra (eventsourcing); without it the suite says so and is skipped.
+PEER_MISSING = ""
+try:
+    from bench import peer_bench
+
+    SUITES["peer"] = peer_bench.run
+except ModuleNotFoundError as exc:
+    if exc.name != "eventsourcing":
+        raise
+    PEER_MISSING = "eventsourcing is not installed: pip install -c constraints.txt -e '.[bench]'"
+
+SUITES["plots"] = plots.run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,16 +36,29 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes (default)")
     mode.add_argument("--full", action="store_true", help="large sizes (1M events)")
-    parser.add_argument("--only", choices=sorted(SUITES), action="append", help="run some suites")
+    names = sorted([*SUITES, "peer"] if PEER_MISSING else SUITES)
+    parser.add_argument("--only", choices=names, action="append", help="run some suites")
     args = parser.parse_args(argv)
     run = Run(mode="full" if args.full else "quick")
+    if PEER_MISSING and (not args.only or "peer" in args.only):
+        print(f"peer: skipped ({PEER_MISSING})", file=sys.stderr, flush=True)
     for name, suite in SUITES.items():
         if args.only and name not in args.only:
             continue
         print(f"{name}:", file=sys.stderr, flush=True)
+        began = time.perf_counter()
         suite(run, args.full)
+        print(f"  ({name} took {time.perf_counter() - began:.0f} s)", file=sys.stderr, flush=True)
+    run.record_ratios()
+    try:
+        plots.draw(run)
+    except Exception:  # the figures of a long run are worth more than its pictures
+        traceback.print_exc()
+        print("plots: drawing failed; writing the figures without them", file=sys.stderr)
     json_path, md_path = write_results(run)
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    for plot in run.plots:
+        print(f"drew {md_path.parent / plot.file}", file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -39,6 +40,11 @@ TARGETS: dict[str, Target] = {
     "commands_per_s": Target(">=", 1000),
     "command_p99_ms": Target("<=", 5),
     "load_100k_snapshots_to_10_ratio": Target("<=", 2),
+    "rebuild_to_raw_ratio": Target(">=", 0.7),
+    "projector_rss_mb_max": Target("<=", 200),
+    "cli_wall_ms_median": Target("<=", 500),
+    "commands_vs_peer": Target(">=", 1),
+    "projection_vs_peer": Target(">=", 1),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -56,7 +62,39 @@ DESCRIPTIONS: dict[str, str] = {
     "load_ms_100k_snapshots": "load a 100k-event account through its snapshot",
     "load_ms_100k_no_snapshots": "load a 100k-event account by full replay",
     "load_100k_snapshots_to_10_ratio": "load_ms_100k_snapshots / load_ms_10",
+    "rebuild_events_per_s": "projections rebuild from the start of $all, build phase",
+    "raw_catchup_events_per_s_same_data": "subscribe_to_all over the rebuild's events, no work",
+    "rebuild_to_raw_ratio": "rebuild_events_per_s / raw catch-up on the same events",
+    "rebuild_total_s": "whole rebuild: build, pause, verify, swap",
+    "projector_rss_mb_max": "largest projection runner RSS during the rebuild",
+    "live_lag_ms_p50": "median time from an append to its projection row (live runner)",
+    "live_lag_ms_p99": "99th percentile append-to-projection lag (live runner)",
+    "cli_wall_ms_median": "median wall time of a CLI command, fresh process",
+    "cli_wall_ms_median_no_bytecode_cache": "the same, every module compiled in every run",
+    "cli_balance_event_store_client_modules": "event store client modules a CLI read imports",
+    "peer_commands_per_s": "peer (eventsourcing 9.5, PostgreSQL): sequential deposits/withdrawals",
+    "peer_command_p50_ms": "peer: median command latency",
+    "peer_command_p99_ms": "peer: 99th percentile command latency",
+    "peer_projection_events_per_s": "peer: its ProjectionRunner catching up a balance table from"
+    " scratch",
+    "commands_vs_peer": "commands_per_s / peer_commands_per_s",
+    "projection_vs_peer": "rebuild_events_per_s / peer_projection_events_per_s",
 }
+
+# Ratios of figures, computed once every suite has run, when both figures exist.
+RATIOS: dict[str, tuple[str, str]] = {
+    "commands_vs_peer": ("commands_per_s", "peer_commands_per_s"),
+    "projection_vs_peer": ("rebuild_events_per_s", "peer_projection_events_per_s"),
+}
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A PNG written next to latest.json, linked from latest.md."""
+
+    file: str
+    title: str
+    caption: str
 
 
 @dataclass
@@ -66,6 +104,9 @@ class Run:
     mode: str
     figures: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    # Measured series for the plots (not written to latest.json, which stays flat).
+    series: dict[str, Any] = field(default_factory=dict)
+    plots: list[Plot] = field(default_factory=list)
 
     def record(self, name: str, value: float, note: str = "") -> None:
         self.figures[name] = round(value, 3)
@@ -76,6 +117,18 @@ class Run:
             "" if target is None else ("  (target met)" if target.met(value) else "  (MISSED)")
         )
         print(f"  {name:45s} {value:12.3f}{verdict}", file=sys.stderr, flush=True)
+
+    def record_ratios(self) -> None:
+        """Record each ratio of RATIOS whose two figures this run measured."""
+        for name, (top, bottom) in RATIOS.items():
+            if top in self.figures and bottom in self.figures and self.figures[bottom]:
+                self.record(name, self.figures[top] / self.figures[bottom])
+
+    def plot_path(self, file: str, title: str, caption: str) -> Path:
+        """Where to write a plot; it is linked from latest.md."""
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.plots = [p for p in self.plots if p.file != file] + [Plot(file, title, caption)]
+        return RESULTS / file
 
 
 def machine() -> dict[str, object]:
@@ -119,6 +172,22 @@ def write_results(run: Run) -> tuple[Path, Path]:
         if name in run.notes:
             what += f" ({run.notes[name]})"
         lines.append(f"| `{name}` | {value:,.3f} | {target or ''} | {met} | {what} |")
+    if run.plots:
+        lines += ["", "## Plots"]
+        for plot in run.plots:
+            lines += [
+                "",
+                f"### {plot.title}",
+                "",
+                f"![{plot.title}]({plot.file})",
+                "",
+                plot.caption,
+            ]
+    # PNGs of earlier runs that this run did not draw would be taken for this run's.
+    drawn = {plot.file for plot in run.plots}
+    for stale in RESULTS.glob("*.png"):
+        if stale.name not in drawn:
+            stale.unlink()
     md_path = RESULTS / "latest.md"
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path

@@ -1,0 +1,359 @@
+"""The peer, side by side: the `eventsourcing` library (9.5) doing the same bank workload.
+
+An event-sourced account aggregate (`eventsourcing.domain.Aggregate`: a balance, an overdraft
+limit and the transaction ids it has seen) in an `eventsourcing.application.Application` on its
+PostgreSQL recorder, and its `ProjectionRunner` with a `Projection` keeping a balance table
+and a tracking record in PostgreSQL. The same rules as our ledger (overdraft check, idempotency
+by transaction id) and the same durability: an embedded PostgreSQL started the way our read
+side starts it (`projections.pgserver.EmbeddedPostgres`: fsync on, synchronous_commit on,
+checked below), in a database of its own.
+
+Figures: `peer_commands_per_s` (the command schedule of `commands_bench`, the same code) and
+`peer_projection_events_per_s` (a projection catching up from scratch over N events).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, ClassVar, cast
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection, ProjectionRunner
+from eventsourcing.utils import get_topic
+from psycopg import sql
+
+from bench.commands_bench import _commands
+from bench.harness import Run, percentile
+from ledger.service import Ledger
+from projections.pgserver import EmbeddedPostgres
+
+ACCOUNTS = 10
+SAVE_EVERY = 500  # events per save (one INSERT transaction) when filling the store
+CATCH_UP_TIMEOUT = 1800.0
+
+
+class PeerRefused(Exception):
+    """A business refusal: overdraft, or a transaction id reused with other content."""
+
+
+def cents(amount: str) -> int:
+    """A positive amount with at most two decimals, in cents."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation as exc:
+        raise PeerRefused(f"not an amount: {amount!r}") from exc
+    if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise PeerRefused(f"not a positive amount with two decimals: {amount!r}")
+    return int(value * 100)
+
+
+class PeerAccount(Aggregate):
+    """A bank account: balance and overdraft limit in cents, the transaction ids seen."""
+
+    @staticmethod
+    def create_id(account_id: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/accounts/{account_id}")
+
+    @event("Opened")
+    def __init__(self, account_id: str, owner: str, currency: str, overdraft_limit: int) -> None:
+        self.account_id = account_id
+        self.owner = owner
+        self.currency = currency
+        self.overdraft_limit = overdraft_limit
+        self.balance = 0
+        self.transactions: dict[str, int] = {}  # transaction id -> signed amount
+
+    def _seen(self, transaction_id: str, signed: int) -> bool:
+        """Idempotency: the same id and amount again is a no-op, another amount a refusal."""
+        previous = self.transactions.get(transaction_id)
+        if previous is None:
+            return False
+        if previous != signed:
+            raise PeerRefused(f"transaction {transaction_id} was posted with another amount")
+        return True
+
+    def deposit(self, amount: int, transaction_id: str) -> bool:
+        """Post a deposit; False when the transaction was already posted."""
+        if self._seen(transaction_id, amount):
+            return False
+        self.deposited(amount, transaction_id)
+        return True
+
+    def withdraw(self, amount: int, transaction_id: str) -> bool:
+        """Post a withdrawal unless it would go below minus the overdraft limit."""
+        if self._seen(transaction_id, -amount):
+            return False
+        if self.balance - amount < -self.overdraft_limit:
+            raise PeerRefused("insufficient funds")
+        self.withdrawn(amount, transaction_id)
+        return True
+
+    @event("Deposited")
+    def deposited(self, amount: int, transaction_id: str) -> None:
+        self.balance += amount
+        self.transactions[transaction_id] = amount
+
+    @event("Withdrawn")
+    def withdrawn(self, amount: int, transaction_id: str) -> None:
+        self.balance -= amount
+        self.transactions[transaction_id] = -amount
+
+
+class PeerBank(Application[UUID]):
+    """The application: commands load the account (cache or store), decide, save."""
+
+    name = "PeerBank"
+    # Like our handler's snapshot_every=500.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {PeerAccount: 500}
+
+    def open_account(self, account_id: str, owner: str, currency: str) -> UUID:
+        account = PeerAccount(
+            account_id=account_id, owner=owner, currency=currency, overdraft_limit=0
+        )
+        self.save(account)
+        return account.id
+
+    def deposit(self, account_id: str, amount: str, transaction_id: str) -> int:
+        """Deposit; returns the balance after it (or after the original on a replay)."""
+        account: PeerAccount = self.repository.get(PeerAccount.create_id(account_id))
+        if account.deposit(cents(amount), transaction_id):
+            self.save(account)
+        return account.balance
+
+    def withdraw(self, account_id: str, amount: str, transaction_id: str) -> int:
+        """Withdraw (overdraft checked); returns the balance after it."""
+        account: PeerAccount = self.repository.get(PeerAccount.create_id(account_id))
+        if account.withdraw(cents(amount), transaction_id):
+            self.save(account)
+        return account.balance
+
+    def balance(self, account_id: str) -> int:
+        account: PeerAccount = self.repository.get(PeerAccount.create_id(account_id))
+        return account.balance
+
+
+class PeerBalancesView(PostgresTrackingRecorder):
+    """The materialised view: a balance table, updated with its tracking record atomically."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        table = sql.Identifier(datastore.schema), sql.Identifier("peer_account_balances")
+        self.sql_create_statements.append(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {0}.{1} (account_id uuid PRIMARY KEY,"
+                " balance bigint NOT NULL, version bigint NOT NULL)"
+            ).format(*table)
+        )
+        self.upsert = sql.SQL(
+            "INSERT INTO {0}.{1} AS b (account_id, balance, version)"
+            " VALUES (%(id)s, %(delta)s, %(version)s) ON CONFLICT (account_id) DO UPDATE"
+            " SET balance = b.balance + EXCLUDED.balance, version = EXCLUDED.version"
+        ).format(*table)
+        self.select = sql.SQL("SELECT account_id, balance FROM {0}.{1}").format(*table)
+
+    def apply(self, account_id: UUID, delta: int, version: int, tracking: Tracking) -> None:
+        """Add to a balance and record the tracking object, in one transaction."""
+        with self.datastore.transaction(commit=True) as curs:
+            params = {"id": account_id, "delta": delta, "version": version}
+            curs.execute(self.upsert, params, prepare=True)
+            self._insert_tracking(curs, tracking)
+
+    def balances(self) -> dict[UUID, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.select)
+            return {row["account_id"]: row["balance"] for row in curs.fetchall()}
+
+
+class PeerBalances(Projection[PeerBalancesView]):
+    """The projection the runner feeds: one balance row per account."""
+
+    name = "peerbalances"
+    topics = (
+        get_topic(PeerAccount.Opened),  # type: ignore[attr-defined]
+        get_topic(PeerAccount.Deposited),  # type: ignore[attr-defined]
+        get_topic(PeerAccount.Withdrawn),  # type: ignore[attr-defined]
+    )
+
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.insert_tracking(tracking)
+
+    @process_event.register(PeerAccount.Opened)  # type: ignore[attr-defined]
+    def _(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.apply(domain_event.originator_id, 0, domain_event.originator_version, tracking)
+
+    @process_event.register(PeerAccount.Deposited)  # type: ignore[attr-defined]
+    def _(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.apply(
+            domain_event.originator_id,
+            domain_event.amount,
+            domain_event.originator_version,
+            tracking,
+        )
+
+    @process_event.register(PeerAccount.Withdrawn)  # type: ignore[attr-defined]
+    def _(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.apply(
+            domain_event.originator_id,
+            -domain_event.amount,
+            domain_event.originator_version,
+            tracking,
+        )
+
+
+def peer_env(port: int, dbname: str) -> dict[str, str]:
+    """eventsourcing's configuration (its environment variables), passed explicitly."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": str(port),
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_PASSWORD": "",
+        # Cache on, as our Ledger's figure: decide on the cached aggregate and let the
+        # (originator_id, version) key catch a concurrent writer, as our expected revision does.
+        "AGGREGATE_CACHE_MAXSIZE": "1024",
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+    }
+
+
+def check_durability(url: str) -> str:
+    """The server settings that make a commit durable; refuse to measure without them."""
+    with psycopg.connect(url) as conn:
+        settings = {
+            name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]  # type: ignore[index]
+            for name in ("fsync", "synchronous_commit", "wal_sync_method")
+        }
+    if settings["fsync"] != "on" or settings["synchronous_commit"] != "on":
+        raise RuntimeError(f"the peer's PostgreSQL is not durable: {settings}")
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def commands(results: Run, bank: PeerBank, n: int, durability: str) -> None:
+    """Sequential deposits and withdrawals: the schedule and timing of commands_bench."""
+    accounts = [f"bench-{uuid.uuid4().hex}" for _ in range(ACCOUNTS)]
+    for account in accounts:
+        bank.open_account(account, "Bench", "EUR")
+    start = time.perf_counter()
+    # _commands calls .deposit/.withdraw(account, amount, transaction_id): the peer has both.
+    latencies = list(_commands(cast(Ledger, bank), accounts, n, "seq"))
+    elapsed = time.perf_counter() - start
+    # The rules held: each account's balance is what the schedule implies.
+    per_account = n // ACCOUNTS
+    withdrawals = sum(1 for i in range(per_account) if i % 3 == 2)
+    expected = (per_account - withdrawals) * 525 - withdrawals * 300
+    if n % ACCOUNTS == 0 and any(bank.balance(a) != expected for a in accounts):
+        raise RuntimeError("the peer's balances are not what the commands imply")
+    results.series["peer_command_latencies_ms"] = [s * 1000 for s in latencies]
+    note = (
+        f"{n:,} commands over {ACCOUNTS} accounts, eventsourcing 9.5 on PostgreSQL ({durability})"
+    )
+    results.record("peer_commands_per_s", n / elapsed, note)
+    each = f"{n:,} commands"
+    results.record("peer_command_p50_ms", percentile(latencies, 50) * 1000, each)
+    results.record("peer_command_p99_ms", percentile(latencies, 99) * 1000, each)
+
+
+def fill(bank: PeerBank, total: int) -> None:
+    """Write accounts of deposits and withdrawals, SAVE_EVERY events per save, up to `total`."""
+    written = 0
+    while written < total:
+        account = PeerAccount(
+            account_id=f"fill-{uuid.uuid4().hex}", owner="Bench", currency="EUR", overdraft_limit=0
+        )
+        count = 1
+        for i in range(1, min(10_000, total - written)):
+            if i % 3 == 0:
+                account.withdraw(300, f"t-{i}")
+            else:
+                account.deposit(i % 90 * 100 + 1025, f"t-{i}")
+            count += 1
+            if count % SAVE_EVERY == 0:
+                bank.save(account)
+        bank.save(account)
+        written += count
+
+
+def catch_up(results: Run, bank: PeerBank, env: dict[str, str], url: str) -> None:
+    """Start the projection runner on an empty view; time it until it has tracked the head."""
+    head = bank.recorder.max_notification_id() or 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM peerbank_events")).fetchone()
+        events = int(row[0]) if row else 0
+        probe = "SELECT notification_id FROM peerbalances_tracking WHERE application_name = %s"
+        samples: list[tuple[float, int]] = [(0.0, 0)]
+        start = time.perf_counter()
+        with ProjectionRunner(
+            application_class=PeerBank,
+            projection_class=PeerBalances,
+            view_class=PeerBalancesView,
+            env=env,
+        ) as runner:
+            deadline = time.monotonic() + CATCH_UP_TIMEOUT
+            while True:
+                # Polled from a connection of our own: the runner's pool stays the runner's.
+                try:
+                    found = conn.execute(probe, (bank.name,)).fetchone()
+                except psycopg.errors.UndefinedTable:
+                    found = None
+                done = int(found[0]) if found and found[0] is not None else 0
+                now = time.perf_counter() - start
+                if done != samples[-1][1]:
+                    samples.append((now, done))
+                if done >= head:
+                    break
+                if runner.is_interrupted.is_set():
+                    runner.run_forever(timeout=0)  # raises the processing thread's error
+                    raise RuntimeError("the peer's projection runner stopped")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the peer's projection did not reach {head}")
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - start
+            balances = runner.view.balances()
+    # The view agrees with the write model for a sample of accounts.
+    for account_id in list(balances)[:20]:
+        account: PeerAccount = bank.repository.get(account_id)
+        if account.balance != balances[account_id]:
+            raise RuntimeError(f"the peer's view disagrees for {account_id}")
+    results.series["peer_projection_progress"] = samples
+    results.record(
+        "peer_projection_events_per_s",
+        events / elapsed,
+        f"{events:,} events, ProjectionRunner from scratch, one balance table",
+    )
+
+
+def run(results: Run, full: bool) -> None:
+    """Measure the peer on its own embedded PostgreSQL, in a database of its own."""
+    with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
+        home = Path(tmp)
+        server = EmbeddedPostgres(home / "data", owner_dir=home)
+        server.start()
+        try:
+            with psycopg.connect(server.url(), autocommit=True) as admin:
+                admin.execute("CREATE DATABASE peer")
+            url = server.url("peer")
+            durability = check_durability(url)
+            assert server.port is not None
+            env = peer_env(server.port, "peer")
+            bank = PeerBank(env=env)
+            try:
+                commands(results, bank, 10_000 if full else 2_000, durability)
+                total = 200_000 if full else 10_000
+                have = bank.recorder.max_notification_id() or 0
+                fill(bank, total - have)
+                catch_up(results, bank, env, url)
+            finally:
+                bank.close()
+        finally:
+            server.stop()
