@@ -102,6 +102,9 @@ def main_options(
             "or neither (the local stack)"
         )
         raise typer.Exit(2)
+    # Library warnings (a best-effort snapshot read that failed, say) are noise on a terminal;
+    # the one-sentence error says what matters. --debug shows them.
+    logging.getLogger("ledger").setLevel(logging.DEBUG if debug else logging.ERROR)
     ctx.obj = Context(settings, output, debug)
 
 
