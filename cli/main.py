@@ -112,6 +112,9 @@ def main_options(
 
 
 def _log_file(settings: Settings) -> Path:
+    if not settings.home.exists():
+        settings.home.mkdir(parents=True)
+        settings.home.chmod(0o700)
     path = settings.home / "logs" / "cli.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
@@ -351,7 +354,7 @@ def _posting(
     from ledger.service import new_transaction_id
 
     obj = _context(ctx, json_out)
-    transaction_id = tx or new_transaction_id()
+    transaction_id = tx if tx is not None else new_transaction_id()
     if tx is None:
         obj.output.note(f"transaction id: {transaction_id}")
     with handled(obj, transaction_id):
@@ -419,7 +422,7 @@ def reverse(
     from ledger.service import new_transaction_id
 
     obj = _context(ctx, json_out)
-    transaction_id = tx or new_transaction_id()
+    transaction_id = tx if tx is not None else new_transaction_id()
     if tx is None:
         obj.output.note(f"transaction id: {transaction_id}")
     with handled(obj, transaction_id):

@@ -19,7 +19,7 @@ from ledger.accounts.commands import (
     make_command,
 )
 from ledger.accounts.decider import State, Status
-from ledger.accounts.ids import check_account_id
+from ledger.accounts.ids import check_account_id, check_transaction_id
 from ledger.errors import AccountNotFoundError
 from ledger.handler import CommandHandler, Outcome
 
@@ -50,6 +50,9 @@ class Ledger:
         fields: dict[str, Any],
         correlation_id: str | None,
     ) -> AccountCommand:
+        if "transaction_id" in fields:
+            # It becomes the causation id too: report a bad one as what it is.
+            check_transaction_id(fields["transaction_id"])
         meta = {
             "correlation_id": correlation_id or uuid.uuid4().hex,
             "causation_id": fields.get("transaction_id") or uuid.uuid4().hex,
