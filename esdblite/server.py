@@ -7,6 +7,7 @@ import functools
 import logging
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -161,6 +162,12 @@ def checkpoint_message(position: int) -> streams_pb2.ReadResp:
     )
 
 
+def metadata_value(text: str) -> str:
+    """gRPC metadata values are printable ASCII: percent-encode anything else (names can be
+    any UTF-8); the client matches on the status details, which keep the name as it is."""
+    return urllib.parse.quote(text, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
+
+
 def pack(message: Any) -> any_pb2.Any:
     """Pack in-band error details so that the client's `details.Is(...)` matches."""
     packed = any_pb2.Any()
@@ -187,7 +194,9 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
 
     @staticmethod
     async def _abort_deleted(context: grpc.aio.ServicerContext, name: str) -> None:
-        context.set_trailing_metadata((("exception", "stream-deleted"), ("stream-name", name)))
+        context.set_trailing_metadata(
+            (("exception", "stream-deleted"), ("stream-name", metadata_value(name)))
+        )
         await context.abort(
             grpc.StatusCode.FAILED_PRECONDITION, f"Event stream '{name}' is deleted."
         )
@@ -371,7 +380,11 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
             if d.seconds < NO_DEADLINE_SECONDS:
                 deadlines.append(now + d.seconds + d.nanos / 1e9)
         elif which == "deadline_21_10_0":
-            deadlines.append(now + (options.deadline_21_10_0.ToNanoseconds() / 1e9 - time.time()))
+            try:
+                absolute = options.deadline_21_10_0.ToNanoseconds() / 1e9
+            except (ValueError, OverflowError):
+                absolute = 0.0  # out of range: treated as already expired
+            deadlines.append(now + (absolute - time.time()))
         remaining = context.time_remaining()
         if remaining is not None:
             deadlines.append(now + remaining)
@@ -529,7 +542,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
             context.set_trailing_metadata(
                 (
                     ("exception", "wrong-expected-version"),
-                    ("stream-name", name),
+                    ("stream-name", metadata_value(name)),
                     ("expected-version", str(expected)),
                     ("actual-version", str(exc.current)),
                 )

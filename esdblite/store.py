@@ -307,7 +307,8 @@ class Store:
                 self.log.end = start_end
             failure = StoreFailure(str(exc))
             for req in group:
-                req.future.set_exception(failure)
+                if not req.future.done():
+                    req.future.set_exception(failure)
             return
         # A moving average of how long a commit takes, for the admission check above.
         elapsed = time.monotonic() - group_started
@@ -321,6 +322,8 @@ class Store:
             for listener in self._listeners:
                 listener(self.last_committed)
         for req, res in zip(group, results, strict=True):
+            if req.future.done():
+                continue  # the caller gave up (deadline, disconnect); the writer carries on
             if isinstance(res, BaseException):
                 req.future.set_exception(res)
             else:
