@@ -36,6 +36,8 @@ def test_a_second_runner_waits_until_the_first_stops(
     assert second.runner.progress.events == 0
     assert second.thread.is_alive()
 
+    # The runner counts a batch just after committing it: wait for that before reading it.
+    eventually(lambda: first.runner.progress.position >= position, "the first runner to count it")
     applied_by_first = first.runner.progress.events
     first.stop()
     last = ledger.deposit(acc, "4.00", "tx-3").commit_position
