@@ -99,13 +99,17 @@ class Applier:
         """
         result = BatchResult()
         decoded: dict[int, AccountEvent | CorruptEventError] = {}
-        lock = "pg_advisory_xact_lock" if replay else "pg_advisory_xact_lock_shared"
+        lock = (
+            "SELECT pg_advisory_xact_lock(%s)"
+            if replay
+            else "SELECT pg_advisory_xact_lock_shared(%s)"
+        )
         with self.conn.transaction(), self.conn.cursor() as cur:
             for projection in self.projections:
                 name = slot(projection, self.suffix)
                 if not self.suffix:
                     # A rebuild pauses the live runner by taking this lock exclusively.
-                    cur.execute(f"SELECT {lock}(%s)", (pause_key(name),))
+                    cur.execute(lock, (pause_key(name),))
                 if replay:
                     cur.execute(
                         "UPDATE projection_accounts SET parked = false "

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from projections.names import PROJECTION_NAMES
 
@@ -18,7 +19,7 @@ def _wait(conn: psycopg.Connection[Any], done: Any, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     if done():
         return True
-    conn.execute(f"LISTEN {CHANNEL}")
+    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -29,7 +30,7 @@ def _wait(conn: psycopg.Connection[Any], done: Any, timeout: float) -> bool:
             if done():
                 return True
     finally:
-        conn.execute(f"UNLISTEN {CHANNEL}")
+        conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(CHANNEL)))
 
 
 def wait_for_position(

@@ -107,24 +107,23 @@ def statement(
     limit: int | None = None,
 ) -> Statement:
     """Postings from `start` to `end` (both inclusive, UTC days); `limit` keeps the newest N."""
-    conditions = ["account_id = %s"]
-    params: list[Any] = [account.account_id]
-    if start is not None:
-        conditions.append("occurred_at >= %s")
-        params.append(_day_start(start))
-    if end is not None:
-        conditions.append("occurred_at < %s")
-        params.append(_day_start(end + dt.timedelta(days=1)))
-    where = " AND ".join(conditions)
-    query = (
-        "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-        f" description, occurred_at FROM account_statements WHERE {where} ORDER BY revision DESC"
-    )
-    if limit is not None:
-        query += " LIMIT %s"
-        params.append(limit)
+    # NULL bounds and a NULL LIMIT mean "no bound": one static, parameterised query.
+    params = {
+        "account": account.account_id,
+        "start": _day_start(start) if start is not None else None,
+        "end": _day_start(end + dt.timedelta(days=1)) if end is not None else None,
+        "limit": limit,
+    }
     with conn.cursor(row_factory=class_row(PostingRow)) as cur:
-        postings = list(reversed(cur.execute(query.encode(), params).fetchall()))
+        rows = cur.execute(
+            "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
+            " description, occurred_at FROM account_statements WHERE account_id = %(account)s"
+            " AND (%(start)s::timestamptz IS NULL OR occurred_at >= %(start)s)"
+            " AND (%(end)s::timestamptz IS NULL OR occurred_at < %(end)s)"
+            " ORDER BY revision DESC LIMIT %(limit)s",
+            params,
+        ).fetchall()
+    postings = list(reversed(rows))
     opening = 0
     if start is not None:
         opening, _ = balance_as_of(conn, account.account_id, day=start - dt.timedelta(days=1))
