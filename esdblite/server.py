@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import time
 import urllib.parse
 import uuid
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+import regex
 from esdbclient.protos.Grpc import (
     gossip_pb2,
     gossip_pb2_grpc,
@@ -69,10 +69,44 @@ class Notifier:
             fut.set_result(None)
 
 
+# A client's filter regex runs on the server's event loop; one match may take at most this long,
+# so a catastrophic pattern (`(a|aa)+$`) costs its own subscription an error, not everyone a stall.
+REGEX_BUDGET_SECONDS = 0.05
+# Results are remembered per filter: names and types repeat, and a repeat costs one dict lookup.
+MEMO_LIMIT = 65536
+
+
+class FilterTooExpensive(Exception):
+    """A filter regex exceeded its matching budget on one name."""
+
+
 @functools.lru_cache(maxsize=256)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a client regex, translating .NET named groups; search semantics as in ESDB."""
-    return re.compile(re.sub(r"\(\?<(?![=!])", "(?P<", pattern))
+def compile_regex(pattern: str) -> regex.Pattern[str]:
+    """Compile a client regex (the `regex` module reads .NET's `(?<name>...)`); search semantics."""
+    return regex.compile(pattern)
+
+
+def regex_matcher(pattern: str) -> Callable[[str], bool]:
+    """A memoised, time-bounded search for one filter; raises FilterTooExpensive on a runaway."""
+    search = compile_regex(pattern).search
+    memo: dict[str, bool] = {}
+
+    def matches(name: str) -> bool:
+        hit = memo.get(name)
+        if hit is None:
+            try:
+                hit = search(name, timeout=REGEX_BUDGET_SECONDS) is not None
+            except TimeoutError:
+                raise FilterTooExpensive(
+                    f"Invalid filter: regex {pattern!r} took over "
+                    f"{REGEX_BUDGET_SECONDS * 1000:.0f} ms on {name!r}"
+                ) from None
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[name] = hit
+        return hit
+
+    return matches
 
 
 @dataclass(frozen=True)
@@ -84,15 +118,14 @@ class Filter:
 
 
 def build_filter(options: Any) -> Filter | None:
-    """The filter of a read or subscription, or None; raises re.error for a bad regex."""
+    """The filter of a read or subscription, or None; raises regex.error for a bad regex."""
     if options.WhichOneof("filter_option") != "filter":
         return None
     f = options.filter
     which = f.WhichOneof("filter")
     expr = f.stream_identifier if which == "stream_identifier" else f.event_type
     if expr.regex:
-        search = compile_regex(expr.regex).search
-        return Filter(which == "stream_identifier", lambda s: search(s) is not None)
+        return Filter(which == "stream_identifier", regex_matcher(expr.regex))
     prefixes = tuple(expr.prefix)
     if prefixes:
         return Filter(which == "stream_identifier", lambda s: s.startswith(prefixes))
@@ -569,7 +602,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
         try:
             try:
                 flt = build_filter(options)
-            except (re.error, ValueError) as exc:
+            except (regex.error, ValueError) as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid filter: {exc}")
             structured = options.uuid_option.WhichOneof("content") == "structured"
             subscription = options.WhichOneof("count_option") == "subscription"
@@ -592,6 +625,8 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
                 yield message
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
+        except FilterTooExpensive as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Exception:
             log.exception("Read failed")
             await context.abort(grpc.StatusCode.INTERNAL, "Internal error")
