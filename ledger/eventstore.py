@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -71,6 +72,20 @@ def _translated(what: str) -> Iterator[None]:
         raise ServiceUnavailableError(f"the event store failed while {what}: {exc}") from exc
 
 
+def redact_credentials(text: str, uri: str | None = None) -> str:
+    """`text` with the password of `uri` (default: of `text` itself) replaced by `***`."""
+    try:
+        password = urllib.parse.urlsplit(uri if uri is not None else text).password
+    except ValueError:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+        quoted = urllib.parse.quote(password, safe="")
+        if quoted != password:
+            text = text.replace(quoted, "***")
+    return text
+
+
 class AccountEventStore:
     """Reads and appends account events and snapshots through esdbclient."""
 
@@ -83,7 +98,10 @@ class AccountEventStore:
         try:
             return cls(EventStoreDBClient(uri))
         except Exception as exc:
-            raise ServiceUnavailableError(f"cannot use the event store at {uri}: {exc}") from exc
+            shown, reason = redact_credentials(uri), redact_credentials(str(exc), uri)
+            raise ServiceUnavailableError(
+                f"cannot use the event store at {shown}: {reason}"
+            ) from None
 
     def close(self) -> None:
         """Close the connection."""
