@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -101,17 +101,90 @@ class _Entry(NamedTuple):
     reverses: int  # log position of the entry this one reverses, or -1
 
 
+_ID_BYTES, _ROW_BYTES = 16, 24  # a row of a snapshot's digests: id digest + content digest
+
+
+class _Base:
+    """A window decoded from a snapshot, kept as columns; its rows become _Entry on demand.
+
+    Loading a cold account from its snapshot is on the path of a command, and most commands
+    look at one or two of the window's 10,000 rows: so nothing per row is built at load time,
+    and an id digest is found by searching the packed digests (memchr speed), not a dict.
+    """
+
+    __slots__ = ("amounts", "balances", "digests", "kinds", "revisions", "targets")
+
+    def __init__(
+        self,
+        digests: bytes,
+        kinds: Sequence[PostingKind],
+        revisions: Sequence[int],
+        amounts: Sequence[int],
+        balances: Sequence[int],
+        targets: Mapping[int, int],
+    ) -> None:
+        self.digests = digests
+        self.kinds = kinds
+        self.revisions = revisions
+        self.amounts = amounts
+        self.balances = balances
+        self.targets = targets
+
+    def find(self, digest: bytes, before: int | None = None) -> int:
+        """The last row (before row `before`) whose id digest is `digest`, or -1."""
+        blob = self.digests
+        end = len(blob) if before is None else before * _ROW_BYTES
+        while True:
+            at = blob.rfind(digest, 0, end)
+            if at < 0 or at % _ROW_BYTES == 0:
+                return at // _ROW_BYTES if at >= 0 else -1
+            end = at + _ID_BYTES - 1  # a misaligned hit: look for one starting earlier
+
+    def entry(self, row: int) -> _Entry:
+        at = row * _ROW_BYTES
+        digest = self.digests[at : at + _ID_BYTES]
+        return _Entry(
+            digest,
+            self.digests[at + _ID_BYTES : at + _ROW_BYTES],
+            self.kinds[row],
+            self.revisions[row],
+            self.amounts[row],
+            self.balances[row],
+            self.find(digest, row),
+            self.targets.get(row, -1),
+        )
+
+
 class _Log:
-    """Append-only storage shared by the successive versions of one window."""
+    """Append-only storage shared by the successive versions of one window.
 
-    __slots__ = ("digest_keys", "entries", "latest", "lock", "reversed_by")
+    Positions below len(base rows) may start as None: rows of a snapshot's window, built from
+    the columnar base the first time they are read.
+    """
 
-    def __init__(self, *, digest_keys: bool = False) -> None:
-        self.entries: list[_Entry] = []
+    __slots__ = ("base", "digest_keys", "entries", "latest", "lock", "reversed_by")
+
+    def __init__(self, *, digest_keys: bool = False, base: _Base | None = None) -> None:
+        self.entries: list[_Entry | None] = []
         self.latest: dict[str | bytes, int] = {}
         self.reversed_by: dict[int, int] = {}
         self.digest_keys = digest_keys
+        self.base = base
         self.lock = threading.Lock()
+
+    def entry(self, position: int) -> _Entry:
+        found = self.entries[position]
+        if found is None:
+            assert self.base is not None
+            found = self.entries[position] = self.base.entry(position)
+        return found
+
+    def last(self, key: str | bytes) -> int:
+        """The newest position holding this key, or -1."""
+        position = self.latest.get(key, -1)
+        if position < 0 and self.base is not None and isinstance(key, bytes):
+            position = self.base.find(key)
+        return position
 
 
 class TransactionWindow:
@@ -152,11 +225,11 @@ class TransactionWindow:
         return f"TransactionWindow(<{len(self)} postings>)"
 
     def _visible(self, key: str | bytes) -> int:
-        entries = self._log.entries
-        position = self._log.latest.get(key, -1)
+        log = self._log
+        position = log.last(key)
         # Later versions may have appended the same key; walk back to this version's slice.
         while position >= self._stop:
-            position = entries[position].previous
+            position = log.entry(position).previous
         return position if position >= self._start else -1
 
     def _position(self, transaction_id: str) -> int:
@@ -174,7 +247,7 @@ class TransactionWindow:
         position = self._position(transaction_id)
         if position < 0:
             return None
-        known = self._log.entries[position].content
+        known = self._log.entry(position).content
         return known == (content_digest(content) if isinstance(known, bytes) else content)
 
     def record(self, transaction_id: str) -> TransactionRecord | None:
@@ -182,7 +255,7 @@ class TransactionWindow:
         position = self._position(transaction_id)
         if position < 0:
             return None
-        entry = self._log.entries[position]
+        entry = self._log.entry(position)
         return TransactionRecord(
             transaction_id=transaction_id,
             kind=entry.kind,
@@ -222,7 +295,7 @@ class TransactionWindow:
                     revision,
                     amount,
                     balance_after,
-                    log.latest.get(transaction_id, -1),
+                    log.last(transaction_id),
                     target,
                 )
             )
@@ -234,8 +307,11 @@ class TransactionWindow:
     def _copy(self) -> TransactionWindow:
         log = _Log(digest_keys=self._log.digest_keys)
         start = self._start
-        for position, entry in enumerate(self._log.entries[start : self._stop]):
-            key, content, kind, revision, amount, balance_after, _, reverses = entry
+        source = self._log
+        for position in range(self._stop - start):
+            key, content, kind, revision, amount, balance_after, _, reverses = source.entry(
+                start + position
+            )
             target = reverses - start if reverses >= start else -1
             previous = log.latest.get(key, -1)
             log.entries.append(
@@ -249,6 +325,7 @@ class TransactionWindow:
     def rows(self) -> list[WindowRow]:
         """The window's postings, oldest first, with ids and contents as digests."""
         start = self._start
+        entry = self._log.entry
         return [
             WindowRow(
                 entry.key if isinstance(entry.key, bytes) else id_digest(entry.key),
@@ -261,25 +338,58 @@ class TransactionWindow:
                 entry.balance_after,
                 entry.reverses - start if entry.reverses >= start else -1,
             )
-            for entry in self._log.entries[start : self._stop]
+            for entry in map(entry, range(start, self._stop))
         ]
 
     @classmethod
     def from_rows(cls, rows: Iterable[WindowRow]) -> TransactionWindow:
         """Rebuild a window from rows (as rows() returns them); only the last WINDOW_SIZE count."""
-        log = _Log(digest_keys=True)
-        kept = list(rows)[-WINDOW_SIZE:]
-        for position, row in enumerate(kept):
-            target = row.reverses if 0 <= row.reverses < position else -1
-            previous = log.latest.get(row.id_digest, -1)
-            key, content, kind, revision, amount, balance_after, _ = row
-            log.entries.append(
-                _Entry(key, content, kind, revision, amount, balance_after, previous, target)
+        kept = list(rows)
+        return cls.from_columns(
+            b"".join(row.id_digest + row.content_digest for row in kept),
+            [row.kind for row in kept],
+            [row.revision for row in kept],
+            [row.amount for row in kept],
+            [row.balance_after for row in kept],
+            {index: row.reverses for index, row in enumerate(kept) if row.reverses >= 0},
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        digests: bytes,
+        kinds: Sequence[PostingKind],
+        revisions: Sequence[int],
+        amounts: Sequence[int],
+        balances_after: Sequence[int],
+        reverses: Mapping[int, int],
+    ) -> TransactionWindow:
+        """Rebuild a window from columns, oldest first: packed (id, content) digests, 24 bytes
+        a row, and {row: the row it reverses}. Rows are materialised lazily (see _Base)."""
+        count = len(kinds)
+        if len(digests) != count * _ROW_BYTES or {
+            len(revisions),
+            len(amounts),
+            len(balances_after),
+        } - {count}:
+            raise ValueError("window columns of different lengths")
+        if count > WINDOW_SIZE:
+            drop = count - WINDOW_SIZE
+            return cls.from_columns(
+                digests[drop * _ROW_BYTES :],
+                kinds[drop:],
+                revisions[drop:],
+                amounts[drop:],
+                balances_after[drop:],
+                {i - drop: t - drop for i, t in reverses.items() if t >= drop},
             )
-            log.latest[row.id_digest] = position
-            if target >= 0:
-                log.reversed_by.setdefault(target, position)
-        return cls(log, 0, len(kept))
+        targets = {i: t for i, t in sorted(reverses.items()) if 0 <= t < i < count}
+        base = _Base(digests, kinds, revisions, amounts, balances_after, targets)
+        log = _Log(digest_keys=True, base=base)
+        log.entries = [None] * count
+        for index, target in targets.items():
+            log.reversed_by.setdefault(target, index)
+        return cls(log, 0, count)
 
 
 class Status(StrEnum):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+from itertools import accumulate
+from operator import add
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.accounts.decider import WINDOW_SIZE, State, Status, TransactionWindow, WindowRow
+from ledger.accounts.decider import WINDOW_SIZE, State, Status, TransactionWindow
 from ledger.accounts.events import PostingKind
 
 SNAPSHOT_VERSION = 1
@@ -114,35 +116,28 @@ def _decode(data: bytes) -> State | None:
     lengths = {len(window.revision_gaps), len(window.amounts), len(window.balance_drifts)}
     if count > WINDOW_SIZE or lengths != {count} or len(digests) != count * _DIGEST_BYTES:
         return None
-    targets = dict.fromkeys(range(count), -1)
+    reverses = {}
     for index, target in window.reversals:
         if not 0 <= target < index < count:
             return None
-        targets[index] = target
-    rows: list[WindowRow] = []
-    revision, balance = -1, 0
-    for index in range(count):
-        gap = window.revision_gaps[index]
-        if gap < 1:
-            return None
-        amount = window.amounts[index]
-        drift = window.balance_drifts[index]
-        revision += gap
-        balance = balance + amount + drift if index else drift
-        offset = index * _DIGEST_BYTES
-        rows.append(
-            WindowRow(
-                digests[offset : offset + 16],
-                digests[offset + 16 : offset + _DIGEST_BYTES],
-                _KINDS_BY_CODE[window.kinds[index]],
-                revision,
-                amount,
-                balance,
-                targets[index],
-            )
-        )
-    if revision > snapshot.revision:
+        reverses[index] = target
+    if count and min(window.revision_gaps) < 1:
         return None
+    revisions = list(accumulate(window.revision_gaps, initial=-1))[1:]
+    if revisions and revisions[-1] > snapshot.revision:
+        return None
+    # balance_after[0] is stored whole; later ones as drift from balance_after + amount.
+    steps = list(map(add, window.amounts, window.balance_drifts))
+    if steps:
+        steps[0] = window.balance_drifts[0]
+    window_state = TransactionWindow.from_columns(
+        digests,
+        list(map(_KINDS_BY_CODE.__getitem__, window.kinds)),
+        revisions,
+        window.amounts,
+        list(accumulate(steps)),
+        reverses,
+    )
     account = snapshot.account
     return State(
         status=account.status,
@@ -153,5 +148,5 @@ def _decode(data: bytes) -> State | None:
         opening_limit=account.opening_limit,
         balance=account.balance,
         revision=snapshot.revision,
-        window=TransactionWindow.from_rows(rows),
+        window=window_state,
     )

@@ -96,3 +96,33 @@ def test_random_commands_keep_the_invariants_and_replays_are_no_ops(
         assert decide(command.model_copy(update={"now": LATER, "meta": OTHER_META}), state) == []
     assert fold(events) == state
     assert state_from_snapshot(state_to_snapshot(state)) == state
+
+
+def _outcome(command: AccountCommand, state: State) -> list[AccountEvent] | str:
+    try:
+        return decide(command, state)
+    except BusinessRuleError as error:
+        return type(error).__name__
+
+
+@given(
+    limit=st.integers(min_value=0, max_value=3_000),
+    script=st.lists(st.one_of(operations, st.just(("snapshot",))), max_size=40),
+)
+def test_a_state_restored_from_snapshots_decides_exactly_like_the_folded_one(
+    limit: int, script: list[tuple[Any, ...]]
+) -> None:
+    folded = restored = fold([opened(overdraft_limit=limit)])
+    for operation in script:
+        if operation == ("snapshot",):
+            again = state_from_snapshot(state_to_snapshot(restored))
+            assert again is not None
+            restored = again
+            continue
+        command = _command(operation)
+        outcome = _outcome(command, folded)
+        assert _outcome(command, restored) == outcome
+        if isinstance(outcome, list):
+            for event in outcome:
+                folded, restored = evolve(folded, event), evolve(restored, event)
+    assert restored == folded

@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from ledger.accounts.decider import WINDOW_SIZE, State, decide, find_transaction
-from ledger.accounts.events import MoneyDeposited, MoneyWithdrawn
+from ledger.accounts.decider import (
+    WINDOW_SIZE,
+    State,
+    TransactionWindow,
+    WindowRow,
+    decide,
+    find_transaction,
+    id_digest,
+)
+from ledger.accounts.events import MoneyDeposited, MoneyWithdrawn, PostingKind
 from ledger.accounts.snapshot import SNAPSHOT_VERSION, state_from_snapshot, state_to_snapshot
 from ledger.errors import AlreadyReversedError, TransactionConflictError
 from tests.ledger.scenario import (
@@ -171,3 +179,48 @@ def test_an_unreadable_or_other_version_snapshot_is_none(change: str) -> None:
 )
 def test_garbage_is_not_a_snapshot(data: bytes) -> None:
     assert state_from_snapshot(data) is None
+
+
+def _rows(count: int, reversals: dict[int, int] | None = None) -> list[WindowRow]:
+    reversals = reversals or {}
+    rows, balance = [], 0
+    for i in range(count):
+        kind = PostingKind.REVERSAL if i in reversals else PostingKind.DEPOSIT
+        balance += 10
+        rows.append(
+            WindowRow(id_digest(f"t{i}"), b"c" * 8, kind, i + 1, 10, balance, reversals.get(i, -1))
+        )
+    return rows
+
+
+def test_given_more_rows_than_a_window_when_rebuilt_then_the_oldest_go_and_reversals_follow() -> (
+    None
+):
+    rows = _rows(WINDOW_SIZE + 2, {WINDOW_SIZE + 1: 5, WINDOW_SIZE: 0})
+
+    window = TransactionWindow.from_rows(rows)
+
+    kept = window.rows()
+    assert len(kept) == WINDOW_SIZE
+    assert kept[0].id_digest == id_digest("t2")
+    assert kept[-1].reverses == 3  # row 5 of the input is row 3 of the window
+    assert kept[-2].reverses == -1  # its target (row 0) has left the window
+    assert window.record("t1") is None
+    record = window.record("t5")
+    assert record is not None and record.reversed and record.revision == 6
+
+
+def test_given_a_repeated_id_digest_when_rebuilt_then_the_latest_posting_answers() -> None:
+    rows = _rows(4)
+    rows[3] = rows[3]._replace(id_digest=id_digest("t1"))
+
+    window = TransactionWindow.from_rows(rows)
+
+    record = window.record("t1")
+    assert record is not None and record.revision == 4
+    assert window.rows() == rows
+    # Appending to the rebuilt window still finds both the new and the old postings.
+    later = window.appended("t9", ("deposit", "1.00", ""), PostingKind.DEPOSIT, 5, 100, 140)
+    assert later.record("t9") is not None
+    latest = later.record("t1")
+    assert latest is not None and latest.revision == 4
