@@ -79,12 +79,20 @@ DESCRIPTIONS: dict[str, str] = {
     " scratch",
     "commands_vs_peer": "commands_per_s / peer_commands_per_s",
     "projection_vs_peer": "rebuild_events_per_s / peer_projection_events_per_s",
+    "grpc_append_ceiling_per_s": "esdbclient Append calls/s against a server that stores nothing",
+    "grpc_batch_append_ceiling_per_s": "esdbclient one-event BatchAppend calls/s, server stores"
+    " nothing",
+    "single_append_to_ceiling": "esdblite_append_single_per_s / grpc_append_ceiling_per_s",
+    "commands_to_ceiling": "commands_per_s / grpc_batch_append_ceiling_per_s",
 }
 
 # Ratios of figures, computed once every suite has run, when both figures exist.
 RATIOS: dict[str, tuple[str, str]] = {
     "commands_vs_peer": ("commands_per_s", "peer_commands_per_s"),
     "projection_vs_peer": ("rebuild_events_per_s", "peer_projection_events_per_s"),
+    # How close the durable figures come to what the client library allows on this machine.
+    "single_append_to_ceiling": ("esdblite_append_single_per_s", "grpc_append_ceiling_per_s"),
+    "commands_to_ceiling": ("commands_per_s", "grpc_batch_append_ceiling_per_s"),
 }
 
 
