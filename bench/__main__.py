@@ -15,7 +15,7 @@ from bench import (
     plots,
     projections_bench,
 )
-from bench.harness import Benchmark, Run, write_results
+from bench.harness import Benchmark, Run, write_readme_section, write_results
 
 SUITES: dict[str, Benchmark] = {
     "esdblite": esdblite_bench.run,
@@ -46,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="large sizes (1M events)")
     names = sorted([*SUITES, "peer"] if PEER_MISSING else SUITES)
     parser.add_argument("--only", choices=names, action="append", help="run some suites")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="only rewrite the README's results section from bench/results/latest.json",
+    )
     args = parser.parse_args(argv)
+    if args.readme:
+        write_readme_section()
+        print("rewrote the README's benchmark results section", file=sys.stderr)
+        return 0
     run = Run(mode="full" if args.full else "quick")
     if PEER_MISSING and (not args.only or "peer" in args.only):
         print(f"peer: skipped ({PEER_MISSING})", file=sys.stderr, flush=True)

@@ -6,7 +6,9 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,9 @@ from typing import Any
 import psutil
 
 RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parent.parent / "README.md"
+README_BEGIN = "<!-- bench-results:begin (written by `python -m bench --full`) -->"
+README_END = "<!-- bench-results:end -->"
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,22 @@ def machine() -> dict[str, object]:
     }
 
 
+def source_commit() -> str:
+    """The commit the benchmarked code comes from (`-dirty` if the tree had changes)."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=README.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return done.stdout.strip()
+
+
 def percentile(samples: list[float], q: float) -> float:
     """The q-th percentile (0-100) of the samples."""
     if len(samples) == 1:
@@ -161,14 +182,19 @@ def write_results(run: Run) -> tuple[Path, Path]:
     """Write latest.json (one flat object of figures plus the machine) and latest.md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    doc: dict[str, object] = {"mode": run.mode, "measured_at": stamp, "machine": machine()}
+    doc: dict[str, object] = {
+        "mode": run.mode,
+        "measured_at": stamp,
+        "commit": source_commit(),
+        "machine": machine(),
+    }
     doc.update(run.figures)
     json_path = RESULTS / "latest.json"
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
     lines = [
         f"# Benchmark results ({run.mode} mode, {stamp})",
         "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()),
+        f"Commit {doc['commit']}. Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()),
         "",
         "| figure | value | target | met | what |",
         "|---|---:|---|---|---|",
@@ -198,7 +224,45 @@ def write_results(run: Run) -> tuple[Path, Path]:
             stale.unlink()
     md_path = RESULTS / "latest.md"
     md_path.write_text("\n".join(lines) + "\n")
+    if run.mode == "full":
+        write_readme_section(json_path)
     return json_path, md_path
+
+
+def readme_section(doc: dict[str, Any], plots: list[str]) -> str:
+    """The README's table of a full run's figures against their targets, and its plots."""
+    figures = {k: v for k, v in doc.items() if isinstance(v, int | float)}
+    cpus = doc["machine"]["cpus"]
+    python = doc["machine"]["python"]
+    lines = [
+        f"Full run of {doc['measured_at'][:10]} (commit {doc.get('commit', 'not recorded')}) on "
+        f"{cpus} cores, Python {python}; every figure with its notes is in "
+        "[bench/results/latest.md](bench/results/latest.md).",
+        "",
+        "| figure | value | target | met |",
+        "|---|---:|---|---|",
+    ]
+    for name, value in figures.items():
+        target = TARGETS.get(name)
+        met = "" if target is None else ("yes" if target.met(value) else "**no**")
+        lines.append(f"| `{name}` | {value:,.3f} | {target or ''} | {met} |")
+    for file in plots:
+        lines += ["", f"![{file}](bench/results/{file})"]
+    return "\n".join(lines)
+
+
+def write_readme_section(json_path: Path = RESULTS / "latest.json", readme: Path = README) -> None:
+    """Put a full run's table and plots between the README's bench-results markers."""
+    doc = json.loads(json_path.read_text())
+    if doc.get("mode") != "full":
+        raise ValueError(f"{json_path} holds a {doc.get('mode')} run; the README shows full runs")
+    text = readme.read_text()
+    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.DOTALL)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {README_BEGIN} … {README_END} markers")
+    plots = sorted(p.name for p in json_path.parent.glob("*.png"))
+    section = f"{README_BEGIN}\n{readme_section(doc, plots)}\n{README_END}"
+    readme.write_text(pattern.sub(lambda _: section, text, count=1))
 
 
 Benchmark = Callable[[Run, bool], None]
