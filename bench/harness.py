@@ -87,6 +87,8 @@ DESCRIPTIONS: dict[str, str] = {
     "grpc_append_ceiling_per_s": "esdbclient Append calls/s against a server that stores nothing",
     "grpc_batch_append_ceiling_per_s": "esdbclient one-event BatchAppend calls/s, server stores"
     " nothing",
+    "grpc_batch_append_ceiling_p50_ms": "median latency of those calls",
+    "grpc_batch_append_ceiling_p99_ms": "99th percentile latency of those calls",
     "single_append_to_ceiling": "esdblite_append_single_per_s / grpc_append_ceiling_per_s",
     "commands_to_ceiling": "commands_per_s / grpc_batch_append_ceiling_per_s",
 }
