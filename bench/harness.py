@@ -122,6 +122,9 @@ class Run:
     # Measured series for the plots (not written to latest.json, which stays flat).
     series: dict[str, Any] = field(default_factory=dict)
     plots: list[Plot] = field(default_factory=list)
+    # Taken when the run starts: by the time results are written, the run's own plots have
+    # changed the tree.
+    commit: str = field(default_factory=lambda: source_commit())
 
     def record(self, name: str, value: float, note: str = "") -> None:
         self.figures[name] = round(value, 3)
@@ -187,7 +190,7 @@ def write_results(run: Run) -> tuple[Path, Path]:
     doc: dict[str, object] = {
         "mode": run.mode,
         "measured_at": stamp,
-        "commit": source_commit(),
+        "commit": run.commit,
         "machine": machine(),
     }
     doc.update(run.figures)
