@@ -726,8 +726,9 @@ def _consistent_statement(
             )
     if first and not any(p for p in lines) and closing == 0:
         closing = opening
-    if limit:
+    if limit and len(lines) > limit:
         lines = lines[-limit:]
+        opening = lines[0].balance_after - lines[0].amount  # as the projection's statement
     row = BalanceRow(
         account,
         state.owner,

@@ -127,6 +127,10 @@ def statement(
     opening = 0
     if start is not None:
         opening, _ = balance_as_of(conn, account.account_id, day=start - dt.timedelta(days=1))
+    if limit is not None and len(postings) == limit:
+        # The limit may have cut the period: the statement opens just before its first line,
+        # so that opening + the amounts shown = closing.
+        opening = postings[0].balance_after - postings[0].amount
     closing = account.balance
     if end is not None:
         closing, _ = balance_as_of(conn, account.account_id, day=end)

@@ -208,6 +208,16 @@ def test_limit_keeps_the_most_recent_postings_in_revision_order(cli: Cli, dated:
     assert [p["revision"] for p in consistent] == [2, 3]
 
 
+def test_a_period_cut_by_limit_opens_just_before_its_first_line(cli: Cli, dated: Dated) -> None:
+    doc = cli.json("statement", dated.account, "--from", "2026-01-01", "--limit", "2")
+    assert [p["revision"] for p in doc["postings"]] == [2, 3]
+    assert (doc["opening_balance"], doc["closing_balance"]) == ("100.00", "75.00")
+    consistent = cli.json(
+        "statement", dated.account, "--from", "2026-01-01", "--limit", "2", "--consistent"
+    )
+    assert consistent == doc
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -122,6 +122,18 @@ def test_a_limit_keeps_the_most_recent_postings_in_revision_order(
     assert limited.closing_balance == 2200
 
 
+def test_a_statement_cut_by_its_limit_opens_just_before_its_first_line(
+    db: psycopg.Connection, account: tuple[Feed, str]
+) -> None:
+    _, acc = account
+
+    limited = statement(db, row(db, acc), start=D1, end=D3, limit=3)
+
+    assert [p.revision for p in limited.postings] == [3, 4, 5]
+    assert (limited.opening_balance, limited.closing_balance) == (1500, 2200)
+    assert limited.opening_balance + sum(p.amount for p in limited.postings) == 2200
+
+
 def test_a_statement_of_a_quiet_period_is_empty_and_flat(
     db: psycopg.Connection, account: tuple[Feed, str]
 ) -> None:
