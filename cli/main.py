@@ -728,7 +728,7 @@ def _consistent_statement(
         closing = opening
     if limit and len(lines) > limit:
         lines = lines[-limit:]
-        opening = lines[0].balance_after - lines[0].amount  # as the projection's statement
+        opening = lines[0].balance_before  # as the projection's statement
     row = BalanceRow(
         account,
         state.owner,

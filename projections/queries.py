@@ -39,6 +39,11 @@ class PostingRow:
     description: str
     occurred_at: dt.datetime
 
+    @property
+    def balance_before(self) -> int:
+        """The balance just before this posting (amounts are signed)."""
+        return self.balance_after - self.amount
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -125,12 +130,12 @@ def statement(
         ).fetchall()
     postings = list(reversed(rows))
     opening = 0
-    if start is not None:
-        opening, _ = balance_as_of(conn, account.account_id, day=start - dt.timedelta(days=1))
     if limit is not None and len(postings) == limit:
         # The limit may have cut the period: the statement opens just before its first line,
         # so that opening + the amounts shown = closing.
-        opening = postings[0].balance_after - postings[0].amount
+        opening = postings[0].balance_before
+    elif start is not None:
+        opening, _ = balance_as_of(conn, account.account_id, day=start - dt.timedelta(days=1))
     closing = account.balance
     if end is not None:
         closing, _ = balance_as_of(conn, account.account_id, day=end)
