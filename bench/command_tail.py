@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.commands_bench import _account, _clock
+from bench.commands_bench import _account, _clock, _commands
 from bench.harness import percentile
 from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
@@ -122,18 +122,14 @@ def profile(n: int) -> None:
             for account in accounts:
                 ledger.open_account(account, "Bench", "EUR")
             gc.callbacks.append(gcs)
-            for i in range(n):
-                marks = len(appends), len(snapshots), len(gcs.pauses)
-                began = time.perf_counter()
-                if (i // len(accounts)) % 3 == 2:
-                    ledger.withdraw(accounts[i % len(accounts)], "3.00", f"tail-{i}")
-                else:
-                    ledger.deposit(accounts[i % len(accounts)], "5.25", f"tail-{i}")
-                total = time.perf_counter() - began
+            # The commands suite's own workload; each latency arrives after its command ran.
+            marks = len(appends), len(snapshots), len(gcs.pauses)
+            for total in _commands(ledger, accounts, n, "tail"):
                 append = appends[marks[0]]
                 snapshot = sum(s[2] for s in snapshots[marks[1] :])
                 collected = sum(end - start for start, end, _ in gcs.pauses[marks[2] :])
                 rows.append((total, append, snapshot, collected))
+                marks = len(appends), len(snapshots), len(gcs.pauses)
             gc.callbacks.remove(gcs)
             store.close()
         finally:
