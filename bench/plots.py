@@ -29,7 +29,7 @@ from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from ledger.writemodel import fold_account
+from ledger.writemodel import write_model_fold
 from projections.pgserver import EmbeddedPostgres
 from projections.rebuild import rebuild
 from projections.runner import Progress
@@ -75,10 +75,7 @@ def rebuild_progress(run: Run, store: AccountEventStore, database_url: str, uri:
         if progress.events != samples[-1][1]:
             samples.append((time.perf_counter() - start, progress.events))
 
-    def fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
-        state, revisions = fold_account(store, account_id, upto)
-        return (state.balance, revisions) if state.revision >= 0 else None
-
+    fold = write_model_fold(store)
     report = rebuild(database_url, uri, fold, on_progress=sample)
     run.series["rebuild_progress"] = samples
     run.series["rebuild_report"] = (report.events, report.seconds)

@@ -34,7 +34,7 @@ from ledger.accounts.events import AccountEvent, AccountOpened, MoneyDeposited
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from ledger.writemodel import fold_account
+from ledger.writemodel import write_model_fold
 from projections.consistency import wait_for_position
 from projections.db import connect, migrate
 from projections.pgserver import EmbeddedPostgres
@@ -148,11 +148,7 @@ def rebuild_in_a_process(database_url: str, uri: str) -> tuple[dict[str, Any], f
 
 def _rebuild_here(database_url: str, uri: str) -> dict[str, Any]:
     store = AccountEventStore.connect(uri)
-
-    def fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
-        state, revisions = fold_account(store, account_id, upto)
-        return (state.balance, revisions) if state.revision >= 0 else None
-
+    fold = write_model_fold(store)
     try:
         started = time.perf_counter()
         report = rebuild(database_url, uri, fold, batch_size=REBUILD_BATCH)

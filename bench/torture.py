@@ -71,7 +71,7 @@ from ledger.handler import CommandHandler, Outcome
 from ledger.money import format_minor_units
 from ledger.service import Ledger
 from ledger.streams import ACCOUNT_STREAM_PREFIX
-from ledger.writemodel import fold_account
+from ledger.writemodel import write_model_fold
 from projections.pgserver import EmbeddedPostgres
 from projections.verify import verify
 
@@ -1306,7 +1306,7 @@ def check_everything(
         found += check_read_models(streams, read_models(conn))
         store = AccountEventStore.connect(services.eventstore_uri)
         try:
-            found += [f"verify(): {v}" for v in verify(conn, _fold(store))]
+            found += [f"verify(): {v}" for v in verify(conn, write_model_fold(store))]
         finally:
             store.close()
     return found + _cli_verify(services)
@@ -1325,14 +1325,6 @@ def _caught_up(conn: psycopg.Connection[Any], head: int) -> bool:
                 return True
         time.sleep(0.1)
     return False
-
-
-def _fold(store: AccountEventStore) -> Any:
-    def fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
-        state, revisions = fold_account(store, account_id, upto)
-        return (state.balance, revisions) if state.revision >= 0 else None
-
-    return fold
 
 
 def ledger_command() -> list[str]:

@@ -855,15 +855,9 @@ def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 
 def _fold(obj: Context) -> Callable[[str, int | None], tuple[int, list[int]] | None]:
-    from ledger.writemodel import fold_account
+    from ledger.writemodel import write_model_fold
 
-    store = make_ledger(obj).handler.store
-
-    def fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
-        state, revisions = fold_account(store, account_id, upto)
-        return (state.balance, revisions) if state.revision >= 0 else None
-
-    return fold
+    return write_model_fold(make_ledger(obj).handler.store)
 
 
 @app.command(rich_help_panel="Reports")

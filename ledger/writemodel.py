@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ledger.accounts.decider import State, evolve, initial_state
 from ledger.accounts.events import Posting
 from ledger.eventstore import AccountEventStore
@@ -20,3 +22,16 @@ def fold_account(
         if isinstance(stored.event, Posting):
             postings.append(stored.revision)
     return state, postings
+
+
+def write_model_fold(
+    store: AccountEventStore,
+) -> Callable[[str, int | None], tuple[int, list[int]] | None]:
+    """The fold verify and rebuild compare read models with: (balance, posting revisions) of an
+    account up to a $all position, or None when its stream does not exist."""
+
+    def fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
+        state, revisions = fold_account(store, account_id, upto)
+        return (state.balance, revisions) if state.revision >= 0 else None
+
+    return fold

@@ -43,12 +43,10 @@ from ledger.errors import ServiceUnavailableError
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from ledger.writemodel import fold_account
 from projections.applier import PROJECTIONS, Applier, BatchResult
 from projections.db import connect, migrate
 from projections.feed import ProjectedEvent
 from projections.runner import Runner
-from projections.verify import WriteModelFold
 
 EXTERNAL_DATABASE_URL = os.environ.get("LEDGER_TEST_DATABASE_URL") or None
 EXTERNAL_ESDB_URI = os.environ.get("LEDGER_TEST_ESDB_URI") or None
@@ -240,16 +238,6 @@ def make_ledger(
         return Ledger(CommandHandler(make_store(uri), **options), clock=clock, actor="test:read")
 
     return make
-
-
-def write_model_fold(store: AccountEventStore) -> WriteModelFold:
-    """The fold verify() and rebuild() compare the read models with: the stream itself."""
-
-    def fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
-        state, revisions = fold_account(store, account_id, upto)
-        return (state.balance, revisions) if state.revision >= 0 else None
-
-    return fold
 
 
 # --- runners on threads ---------------------------------------------------------------------

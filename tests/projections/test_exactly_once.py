@@ -17,6 +17,7 @@ import pytest
 from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
 from ledger.service import Ledger
+from ledger.writemodel import write_model_fold
 from projections.consistency import wait_for_position
 from projections.verify import verify
 from tests.projections.conftest import (
@@ -25,7 +26,6 @@ from tests.projections.conftest import (
     catch_up,
     new_account_id,
     retry_while_unavailable,
-    write_model_fold,
 )
 
 REPO = Path(__file__).resolve().parents[2]

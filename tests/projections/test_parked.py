@@ -18,6 +18,7 @@ from ledger.accounts.events import AccountEvent, MoneyDeposited, encode_metadata
 from ledger.eventstore import AccountEventStore
 from ledger.service import Ledger
 from ledger.streams import account_stream
+from ledger.writemodel import write_model_fold
 from projections.applier import Applier
 from projections.consistency import wait_for_position
 from projections.parked import list_parked, replay_parked
@@ -35,7 +36,6 @@ from tests.projections.conftest import (
     new_account_id,
     project,
     waiting_for_advisory_lock,
-    write_model_fold,
 )
 
 NAMES = ["balances", "statements", "daily_totals"]

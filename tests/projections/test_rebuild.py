@@ -13,6 +13,7 @@ from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
 from ledger.handler import Outcome
 from ledger.service import Ledger
+from ledger.writemodel import write_model_fold
 from projections.applier import PROJECTIONS
 from projections.consistency import wait_for_position
 from projections.feed import SHADOW
@@ -26,7 +27,6 @@ from tests.projections.conftest import (
     catch_up,
     eventually,
     new_account_id,
-    write_model_fold,
 )
 
 NAMES = list(PROJECTIONS)
