@@ -14,6 +14,7 @@ from psycopg import Cursor
 from ledger.accounts.events import AccountEvent
 from ledger.errors import CorruptEventError, LedgerError
 from projections.balances import BalancesProjection
+from projections.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpoints
 from projections.daily_totals import DailyTotalsProjection
 from projections.db import lock_key
 from projections.feed import Applied, ProjectedEvent, Projection
@@ -82,12 +83,7 @@ class Applier:
 
     def checkpoints(self) -> dict[str, int]:
         """Each slot's committed position (0: nothing applied yet)."""
-        rows = self.conn.execute(
-            "SELECT projection, position FROM projection_checkpoints WHERE projection = ANY(%s)",
-            (self.slots,),
-        ).fetchall()
-        found = {name: int(pos) for name, pos in rows}
-        return {s: found.get(s, 0) for s in self.slots}
+        return read_checkpoints(self.conn, self.slots)
 
     def apply_batch(
         self, events: Sequence[ProjectedEvent], upto: int, *, replay: bool = False
@@ -141,10 +137,7 @@ class Applier:
         upto: int,
         decoded: dict[int, AccountEvent | CorruptEventError],
     ) -> tuple[int, int]:
-        row = cur.execute(
-            "SELECT position FROM projection_checkpoints WHERE projection = %s FOR UPDATE", (name,)
-        ).fetchone()
-        checkpoint = int(row[0]) if row else 0
+        checkpoint = lock_checkpoint(cur, name)
         todo = [e for e in events if e.position > checkpoint] if upto >= 0 else list(events)
         accounts = sorted({e.account_id for e in todo})
         state: dict[str, tuple[int, bool]] = {}
@@ -215,13 +208,7 @@ class Applier:
             for e, error in to_park:
                 log.warning("%s: parked %s@%d: %s", name, e.account_id, e.revision, error)
         if upto > checkpoint:
-            cur.execute(
-                "INSERT INTO projection_checkpoints (projection, position, updated_at) "
-                "VALUES (%s, %s, now()) ON CONFLICT (projection) DO UPDATE SET "
-                "position = GREATEST(projection_checkpoints.position, EXCLUDED.position), "
-                "updated_at = now()",
-                (name, upto),
-            )
+            advance_checkpoint(cur, name, upto)
         return len(accepted), len(to_park)
 
     def _apply_isolating_poison(

@@ -12,7 +12,8 @@ import psycopg
 from psycopg import sql
 
 from ledger.errors import CheckFailedError
-from projections.applier import PROJECTIONS, Applier, pause_key
+from projections.applier import PROJECTIONS, pause_key
+from projections.checkpoints import advance_checkpoint, read_checkpoints
 from projections.db import connect, migrate
 from projections.feed import SHADOW
 from projections.runner import Progress, Runner
@@ -134,9 +135,7 @@ def rebuild(
         report.seconds = time.monotonic() - started
         report.events = shadow.progress.events
         # 2 verify the shadow against the write model at its own position S, while live runs.
-        built_at = min(
-            Applier(conn, [PROJECTIONS[n] for n in names], SHADOW).checkpoints().values()
-        )
+        built_at = min(read_checkpoints(conn, [n + SHADOW for n in names]).values())
         violations = verify_rebuilt(conn, fold, names, SHADOW, built_at)
         if violations:
             raise RebuildVerificationError(violations)
@@ -144,14 +143,9 @@ def rebuild(
         with conn.transaction():
             for name in names:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (pause_key(name),))
-            rows = conn.execute(
-                "SELECT projection, position FROM projection_checkpoints"
-                " WHERE projection = ANY(%s)",
-                (names + [n + SHADOW for n in names],),
-            ).fetchall()
-            positions = {name: int(pos) for name, pos in rows}
-            live_at = min(positions.get(n, 0) for n in names)
-            shadow_at = min(positions.get(n + SHADOW, 0) for n in names)
+            positions = read_checkpoints(conn, names + [n + SHADOW for n in names])
+            live_at = min(positions[n] for n in names)
+            shadow_at = min(positions[n + SHADOW] for n in names)
             if shadow_at < live_at:
                 catch_up = Runner(database_url, eventstore_uri, projections=names, suffix=SHADOW)
                 catch_up.run(stop_at=live_at)
@@ -204,11 +198,5 @@ def _swap(conn: psycopg.Connection[Any], names: Sequence[str], position: int) ->
                 ),
                 (name, name + SHADOW),
             )
-        conn.execute(
-            "INSERT INTO projection_checkpoints (projection, position, updated_at)"
-            " VALUES (%s, %s, now()) ON CONFLICT (projection) DO UPDATE SET"
-            " position = GREATEST(projection_checkpoints.position, EXCLUDED.position),"
-            " updated_at = now()",
-            (name, position),
-        )
+        advance_checkpoint(conn, name, position)
         conn.execute("DELETE FROM projection_checkpoints WHERE projection = %s", (name + SHADOW,))
