@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Sequence
@@ -13,23 +14,22 @@ from psycopg import Cursor
 
 from ledger.accounts.events import AccountEvent
 from ledger.errors import CorruptEventError, LedgerError
-from projections.balances import BalancesProjection
 from projections.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpoints
-from projections.daily_totals import DailyTotalsProjection
 from projections.db import lock_key
 from projections.feed import Applied, ProjectedEvent, Projection
 from projections.names import PROJECTION_NAMES
-from projections.statements import StatementsProjection
 
 log = logging.getLogger("projections.applier")
 
-_ALL: tuple[Projection, ...] = (
-    BalancesProjection(),
-    StatementsProjection(),
-    DailyTotalsProjection(),
-)
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in _ALL}
-assert tuple(PROJECTIONS) == PROJECTION_NAMES
+
+def _load(name: str) -> Projection:
+    """The projection that the module projections/<name>.py defines as PROJECTION."""
+    projection: Projection = importlib.import_module(f"projections.{name}").PROJECTION
+    return projection
+
+
+PROJECTIONS: dict[str, Projection] = {name: _load(name) for name in PROJECTION_NAMES}
+"""The live projections by name, in the order of projections.names (the one list)."""
 
 
 class ProjectionGapError(LedgerError):

@@ -77,3 +77,6 @@ class BalancesProjection:
             keep=keep,
         )
         cur.executemany(query, [tuple(r[c] for c in COLUMNS) for r in rows.values()])
+
+
+PROJECTION = BalancesProjection()

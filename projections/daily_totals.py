@@ -43,3 +43,6 @@ class DailyTotalsProjection:
             "reversed = {t}.reversed + EXCLUDED.reversed, count = {t}.count + EXCLUDED.count"
         ).format(t=table)
         cur.executemany(query, [(c, d, *v) for (c, d), v in totals.items()])
+
+
+PROJECTION = DailyTotalsProjection()

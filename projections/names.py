@@ -1,5 +1,7 @@
-"""The live projections' names (a light module: status and waits need no projection code)."""
+"""The one list of live projections, by name (light: status and waits load no projection code)."""
 
 from __future__ import annotations
 
+# Each name is also the module projections/<name>.py that defines the projection as PROJECTION;
+# projections.applier.PROJECTIONS loads them in this order.
 PROJECTION_NAMES = ("balances", "statements", "daily_totals")

@@ -60,3 +60,6 @@ class StatementsProjection:
             copy.set_types(list(TYPES))
             for row in rows:
                 copy.write_row(row)
+
+
+PROJECTION = StatementsProjection()

@@ -1,13 +1,37 @@
-"""The one checkpoint writer: forward only, in the caller's transaction."""
+"""The one list of projections and the one checkpoint writer (forward only, in a transaction)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import psycopg
 import pytest
 
+from projections.applier import PROJECTIONS
 from projections.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpoints
+from projections.names import PROJECTION_NAMES
+
+LIGHT = (
+    "import sys\n"
+    "import projections.names\n"
+    "heavy = ('psycopg', 'pydantic', 'ledger', 'projections.')\n"
+    "print(sorted(m for m in sys.modules if m.startswith(heavy) and m != 'projections.names'))\n"
+)
+
+
+def test_every_listed_projection_is_loaded_in_order_under_its_own_name() -> None:
+    assert list(PROJECTIONS) == list(PROJECTION_NAMES)
+    assert [p.name for p in PROJECTIONS.values()] == list(PROJECTION_NAMES)
+
+
+def test_the_list_of_names_loads_no_projection_code() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", LIGHT], capture_output=True, text=True, check=True
+    )
+
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_a_checkpoint_starts_at_zero_and_only_moves_forward(db: psycopg.Connection[Any]) -> None:

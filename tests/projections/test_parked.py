@@ -21,6 +21,7 @@ from ledger.streams import account_stream
 from ledger.writemodel import write_model_fold
 from projections.applier import Applier
 from projections.consistency import wait_for_position
+from projections.names import PROJECTION_NAMES
 from projections.parked import list_parked, replay_parked
 from projections.queries import get_balance
 from projections.status import read_status
@@ -37,8 +38,6 @@ from tests.projections.conftest import (
     project,
     waiting_for_advisory_lock,
 )
-
-NAMES = ["balances", "statements", "daily_totals"]
 
 
 def v99_data(event: AccountEvent) -> bytes:
@@ -138,7 +137,7 @@ def test_a_poison_event_parks_its_account_until_replayed_after_a_fix(
     assert statement_rows(db, poisoned) == []
     parked = list_parked(db)
     assert {(p.account_id, p.revision, p.projection) for p in parked} == {
-        (poisoned, rev, name) for rev in (1, 2, 3) for name in NAMES
+        (poisoned, rev, name) for rev in (1, 2, 3) for name in PROJECTION_NAMES
     }
     assert all("schema version 99" in p.error for p in parked if p.revision == 1)
     assert [p.revision for p in list_parked(db, poisoned)][::3] == [1, 2, 3]
@@ -148,7 +147,8 @@ def test_a_poison_event_parks_its_account_until_replayed_after_a_fix(
     release_reading_v99(monkeypatch)
     result = replay_parked(db, poisoned)
 
-    assert result.applied == dict.fromkeys(NAMES, 3) and result.parked == dict.fromkeys(NAMES, 0)
+    assert result.applied == dict.fromkeys(PROJECTION_NAMES, 3)
+    assert result.parked == dict.fromkeys(PROJECTION_NAMES, 0)
     assert list_parked(db) == []
     assert statement_rows(db, poisoned) == [(1, 500, 500), (2, 100, 600), (3, 200, 800)]
     again = make_ledger(server.uri).deposit(poisoned, "1.50", "tx-c")
@@ -169,7 +169,8 @@ def test_a_replay_that_still_fails_parks_the_events_again(db: psycopg.Connection
 
     result = replay_parked(db)
 
-    assert result.applied == dict.fromkeys(NAMES, 0) and result.parked == dict.fromkeys(NAMES, 2)
+    assert result.applied == dict.fromkeys(PROJECTION_NAMES, 0)
+    assert result.parked == dict.fromkeys(PROJECTION_NAMES, 2)
     assert [p.revision for p in list_parked(db)] == [1, 1, 1, 2, 2, 2]
     assert statement_rows(db, acc) == []
 

@@ -14,9 +14,9 @@ from ledger.eventstore import AccountEventStore
 from ledger.handler import Outcome
 from ledger.service import Ledger
 from ledger.writemodel import write_model_fold
-from projections.applier import PROJECTIONS
 from projections.consistency import wait_for_position
 from projections.feed import SHADOW
+from projections.names import PROJECTION_NAMES
 from projections.queries import get_balance
 from projections.rebuild import RebuildVerificationError, discard, rebuild, shadow_exists
 from projections.runner import Progress
@@ -29,7 +29,7 @@ from tests.projections.conftest import (
     new_account_id,
 )
 
-NAMES = list(PROJECTIONS)
+NAMES = list(PROJECTION_NAMES)
 TABLES = {"account_balances", "account_statements", "daily_totals"}
 
 
