@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,8 +72,6 @@ class Applier:
         self.conn = conn
         self.projections = list(projections)
         self.suffix = suffix
-        self.batches = 0
-        self._crash_at = int(os.environ.get("LEDGER_TEST_CRASH_IN_BATCH", "0") or 0)
 
     @property
     def slots(self) -> list[str]:
@@ -121,11 +118,6 @@ class Applier:
                 result.applied[name] = applied
                 result.parked[name] = parked
             cur.execute("SELECT pg_notify(%s, %s)", ("ledger_projections", str(upto)))
-            if events:
-                self.batches += 1
-                if self._crash_at and self.batches == self._crash_at:
-                    # Test hook: die like kill -9 while the batch transaction is still open.
-                    os._exit(86)
         return result
 
     def _apply_one(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from ledger.service import Ledger
 from ledger.writemodel import write_model_fold
 from projections.consistency import wait_for_position
 from projections.verify import verify
+from tests.projections import crashing_runner
 from tests.projections.conftest import (
     DEADLINE,
     RunnerThread,
@@ -29,11 +29,6 @@ from tests.projections.conftest import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-RUN_ONCE = (
-    "import sys\n"
-    "from projections.runner import Runner\n"
-    "Runner(sys.argv[1], sys.argv[2], batch_size=int(sys.argv[3])).run(until_caught_up=True)\n"
-)
 
 
 def write_postings(ledger: Ledger, accounts: int, postings: int) -> tuple[list[str], int]:
@@ -88,15 +83,14 @@ def test_a_runner_killed_inside_a_batch_loses_and_doubles_nothing(
     ids, postings = write_postings(make_ledger(server.uri), accounts=4, postings=120)
 
     crashed = subprocess.run(
-        [sys.executable, "-c", RUN_ONCE, database_url, server.uri, "20"],
-        env={**os.environ, "LEDGER_TEST_CRASH_IN_BATCH": "2"},
+        [sys.executable, "-m", crashing_runner.__name__, database_url, server.uri, "20", "2"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
 
-    assert crashed.returncode == 86, crashed.stderr[-2000:]
+    assert crashed.returncode == crashing_runner.CRASHED, crashed.stderr[-2000:]
     store = make_store(server.uri)
     committed = db.execute("SELECT min(position) FROM projection_checkpoints").fetchone()
     assert committed is not None and 0 < committed[0] < store.commit_position()  # batch 2 lost
