@@ -34,8 +34,6 @@ PROJECTIONS: dict[str, Projection] = {name: _load(name) for name in PROJECTION_N
 class ProjectionGapError(LedgerError):
     """An account's events arrived with a revision missing: a posting would be skipped."""
 
-    exit_code = 70
-
 
 def slot(projection: Projection, suffix: str) -> str:
     """The bookkeeping name of a projection's live ("") or shadow tables."""

@@ -8,7 +8,6 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from ledger.errors import ServiceUnavailableError
 
@@ -68,8 +67,3 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]]) -> list[int]:
 def lock_key(name: str) -> int:
     """A stable 63-bit advisory lock key for a name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
-
-
-def ident(name: str) -> sql.Identifier:
-    """A quoted SQL identifier."""
-    return sql.Identifier(name)

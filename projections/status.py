@@ -47,13 +47,3 @@ def read_status(conn: psycopg.Connection[Any]) -> list[ProjectionStatus]:
             " LEFT JOIN projection_status s ON s.projection = p.name ORDER BY p.name",
             (list(PROJECTION_NAMES),),
         ).fetchall()
-
-
-def parked_accounts(conn: psycopg.Connection[Any], account_id: str | None = None) -> list[str]:
-    """Accounts with parked events in any live projection."""
-    rows = conn.execute(
-        "SELECT DISTINCT account_id FROM parked_events WHERE projection = ANY(%s)"
-        " AND (%s::text IS NULL OR account_id = %s) ORDER BY account_id",
-        (list(PROJECTION_NAMES), account_id, account_id),
-    ).fetchall()
-    return [r[0] for r in rows]
