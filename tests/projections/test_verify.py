@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from projections.verify import verify
+from projections.verify import verify, verify_rebuilt
 from tests.projections.conftest import Feed, new_account_id, project
 
 
@@ -75,3 +75,26 @@ def test_a_read_model_behind_the_write_model_is_caught(db: psycopg.Connection) -
 
     assert checks(violations) == {"write-model", "statement-revisions"}
     assert verify(db, feed.fold, upto=feed.events[1].position) == []
+
+
+def test_a_partial_rebuild_compares_daily_totals_only_when_every_account_is_checked(
+    db: psycopg.Connection, feed: Feed
+) -> None:
+    names = ["balances", "daily_totals"]
+    upto = feed.events[-1].position
+    one = feed.events[0].account_id
+
+    assert verify_rebuilt(db, feed.fold, names, "", upto) == []
+    assert verify_rebuilt(db, feed.fold, names, "", upto, accounts=[]) == []
+    assert verify_rebuilt(db, feed.fold, names, "", upto, accounts=[one]) == []
+
+
+def test_tampered_daily_totals_are_caught_when_every_account_is_checked(
+    db: psycopg.Connection, feed: Feed
+) -> None:
+    db.execute("UPDATE daily_totals SET deposited = deposited + 1")
+    upto = feed.events[-1].position
+
+    violations = verify_rebuilt(db, feed.fold, ["daily_totals"], "", upto)
+
+    assert checks(violations) == {"daily-totals"}
