@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +17,6 @@ from projections.db import connect, migrate
 from projections.feed import SHADOW
 from projections.runner import Progress, Runner
 from projections.verify import Violation, WriteModelFold, verify_rebuilt
-
-log = logging.getLogger("projections.rebuild")
 
 
 class RebuildVerificationError(CheckFailedError):
