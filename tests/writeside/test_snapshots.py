@@ -10,9 +10,10 @@ import pytest
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 
 from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Reverse, Withdraw
-from ledger.accounts.decider import WINDOW_SIZE, State, decide, evolve, initial_state
+from ledger.accounts.decider import State, decide, evolve, initial_state
 from ledger.accounts.events import AccountEvent, PostingReversed
 from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
+from ledger.accounts.window import WINDOW_SIZE
 from ledger.errors import BusinessRuleError, TransactionConflictError
 from ledger.eventstore import SNAPSHOT_EVENT_TYPE, AccountEventStore
 from ledger.handler import CommandHandler
