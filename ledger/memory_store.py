@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import (
@@ -30,7 +30,6 @@ class _Record:
     commit_position: int
 
 
-@dataclass
 class InMemoryEventStore:
     """Account streams, snapshot streams and one $all order, shared by every handler using it.
 
@@ -40,10 +39,11 @@ class InMemoryEventStore:
     revisions), else VersionConflict.
     """
 
-    _streams: dict[str, list[_Record]] = field(default_factory=dict)
-    _snapshots: dict[str, list[bytes]] = field(default_factory=dict)
-    _position: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self) -> None:
+        self._streams: dict[str, list[_Record]] = {}
+        self._snapshots: dict[str, list[bytes]] = {}
+        self._position = 0
+        self._lock = threading.Lock()
 
     def read(self, account_id: str, *, from_revision: int = 0) -> list[StoredEvent]:
         """The account's events from a revision on; empty when the stream does not exist."""
