@@ -27,10 +27,6 @@ _META_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
-_account_id = check_account_id
-_transaction_id = check_transaction_id
-
-
 def _meta_id(value: str) -> str:
     if not _META_ID.fullmatch(value):
         raise InvalidInputError(
@@ -74,8 +70,8 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-AccountId = Annotated[str, AfterValidator(_account_id)]
-TransactionId = Annotated[str, AfterValidator(_transaction_id)]
+AccountId = Annotated[str, AfterValidator(check_account_id)]
+TransactionId = Annotated[str, AfterValidator(check_transaction_id)]
 Owner = Annotated[str, AfterValidator(_owner)]
 Description = Annotated[str, AfterValidator(_description)]
 Currency = Annotated[str, AfterValidator(check_currency)]
