@@ -18,15 +18,9 @@ from esdbclient.exceptions import (
 )
 
 from ledger.accounts.commands import CommandMeta
-from ledger.accounts.events import (
-    AccountEvent,
-    deserialise_event,
-    encode_metadata,
-    schema_version_from_metadata,
-    serialise_event,
-)
+from ledger.accounts.events import AccountEvent
 from ledger.errors import ServiceUnavailableError
-from ledger.store import StoredEvent, VersionConflict, event_id
+from ledger.store import StoredEvent, VersionConflict, decode_event, encode_events
 from ledger.streams import account_stream, snapshot_stream
 
 log = logging.getLogger("ledger.eventstore")
@@ -106,11 +100,12 @@ class AccountEventStore:
 
     @staticmethod
     def _decode(recorded: Any) -> StoredEvent:
-        version = schema_version_from_metadata(recorded.metadata)
-        return StoredEvent(
+        return decode_event(
             recorded.stream_position,
             recorded.commit_position or 0,
-            deserialise_event(recorded.type, recorded.data, version),
+            recorded.type,
+            recorded.data,
+            recorded.metadata,
         )
 
     def append(
@@ -122,18 +117,19 @@ class AccountEventStore:
         meta: CommandMeta,
     ) -> int:
         """Append at exactly the revision read (-1: a new stream); return the commit position."""
-        new_events = []
-        for i, event in enumerate(events):
-            event_type, data = serialise_event(event)
-            new_events.append(
-                NewEvent(
-                    id=event_id(account_id, expected_revision + 1 + i, data),
-                    type=event_type,
-                    data=data,
-                    metadata=encode_metadata(event, meta),
-                    content_type="application/json",
-                )
+        encoded = encode_events(
+            account_id, expected_revision=expected_revision, events=events, meta=meta
+        )
+        new_events = [
+            NewEvent(
+                id=e.id,
+                type=e.type,
+                data=e.data,
+                metadata=e.metadata,
+                content_type="application/json",
             )
+            for e in encoded
+        ]
         current = StreamState.NO_STREAM if expected_revision < 0 else expected_revision
         with _translated("appending to an account"):
             try:

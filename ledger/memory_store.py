@@ -3,40 +3,29 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.accounts.commands import CommandMeta
-from ledger.accounts.events import (
-    AccountEvent,
-    deserialise_event,
-    encode_metadata,
-    schema_version_from_metadata,
-    serialise_event,
-)
-from ledger.store import StoredEvent, VersionConflict, event_id
+from ledger.accounts.events import AccountEvent
+from ledger.store import EncodedEvent, StoredEvent, VersionConflict, decode_event, encode_events
 from ledger.streams import account_stream
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
-    """One event as a server keeps it: serialised, with its id and its position in $all."""
+class _Record(NamedTuple):
+    """One event as a server keeps it: in its stored form, with its position in $all."""
 
-    id: uuid.UUID
-    type: str
-    data: bytes
-    metadata: bytes
+    encoded: EncodedEvent
     commit_position: int
 
 
 class InMemoryEventStore:
     """Account streams, snapshot streams and one $all order, shared by every handler using it.
 
-    Events are stored serialised, as the server stores them, so a read decodes (and upcasts)
-    what an append encoded. Appends are checked as EventStoreDB checks them: at exactly the
-    expected revision, or an idempotent repeat of events already there (same ids at the same
-    revisions), else VersionConflict.
+    Events are kept in their stored form, so a read decodes (and upcasts) what an append
+    encoded. Appends are checked as EventStoreDB checks them: at exactly the expected
+    revision, or an idempotent repeat of events already there (the same ids at the same
+    revisions), else VersionConflict. Snapshots take positions in $all, as snapshot streams do.
     """
 
     def __init__(self) -> None:
@@ -50,20 +39,14 @@ class InMemoryEventStore:
         start = max(from_revision, 0)
         with self._lock:
             records = self._streams.get(account_id, [])[start:]
-        return [self._decode(start + i, record) for i, record in enumerate(records)]
+        return [_decode(start + i, record) for i, record in enumerate(records)]
 
     def read_one(self, account_id: str, *, revision: int) -> StoredEvent | None:
         """The event at one revision of the account, if there is one."""
         with self._lock:
             records = self._streams.get(account_id, [])
             record = records[revision] if 0 <= revision < len(records) else None
-        return self._decode(revision, record) if record is not None else None
-
-    @staticmethod
-    def _decode(revision: int, record: _Record) -> StoredEvent:
-        version = schema_version_from_metadata(record.metadata)
-        event = deserialise_event(record.type, record.data, version)
-        return StoredEvent(revision, record.commit_position, event)
+        return _decode(revision, record) if record is not None else None
 
     def append(
         self,
@@ -74,54 +57,21 @@ class InMemoryEventStore:
         meta: CommandMeta,
     ) -> int:
         """Append at exactly the revision read (-1: a new stream); return the commit position."""
-        proposed = []
-        for i, event in enumerate(events):
-            event_type, data = serialise_event(event)
-            proposed.append(
-                (
-                    event_id(account_id, expected_revision + 1 + i, data),
-                    event_type,
-                    data,
-                    encode_metadata(event, meta),
-                )
-            )
+        encoded = encode_events(
+            account_id, expected_revision=expected_revision, events=events, meta=meta
+        )
         with self._lock:
             stream = self._streams.get(account_id, [])
             current = len(stream) - 1
             if expected_revision < current:
-                return self._repeated(account_id, stream, expected_revision, proposed)
+                return _repeated(account_id, stream, expected_revision, encoded)
             if expected_revision > current:
-                raise self._conflict(account_id, expected_revision, current)
-            for id_, event_type, data, metadata in proposed:
+                raise _conflict(account_id, expected_revision, current)
+            for event in encoded:
                 self._position += 1
-                stream.append(_Record(id_, event_type, data, metadata, self._position))
+                stream.append(_Record(event, self._position))
             self._streams[account_id] = stream
             return self._position
-
-    def _repeated(
-        self,
-        account_id: str,
-        stream: list[_Record],
-        expected_revision: int,
-        proposed: list[tuple[uuid.UUID, str, bytes, bytes]],
-    ) -> int:
-        """The original position when every event is already there at its revision."""
-        current = len(stream) - 1
-        revisions = range(expected_revision + 1, expected_revision + 1 + len(proposed))
-        if (
-            not proposed
-            or revisions[-1] > current
-            or any(stream[r].id != p[0] for r, p in zip(revisions, proposed, strict=True))
-        ):
-            raise self._conflict(account_id, expected_revision, current)
-        return stream[revisions[-1]].commit_position
-
-    @staticmethod
-    def _conflict(account_id: str, expected: int, current: int) -> VersionConflict:
-        shown = "no stream" if current < 0 else current
-        return VersionConflict(
-            f"stream {account_stream(account_id)}: expected revision {expected}, current {shown}"
-        )
 
     def read_snapshot(self, account_id: str) -> bytes | None:
         """The newest snapshot's data, or None."""
@@ -130,7 +80,7 @@ class InMemoryEventStore:
             return snapshots[-1] if snapshots else None
 
     def write_snapshot(self, account_id: str, data: bytes) -> None:
-        """Store a snapshot; like a snapshot stream's event, it takes a position in $all."""
+        """Store a snapshot."""
         with self._lock:
             self._position += 1
             self._snapshots.setdefault(account_id, []).append(bytes(data))
@@ -139,3 +89,30 @@ class InMemoryEventStore:
         """The commit position of the newest event in the store (0 when none)."""
         with self._lock:
             return self._position
+
+
+def _decode(revision: int, record: _Record) -> StoredEvent:
+    e = record.encoded
+    return decode_event(revision, record.commit_position, e.type, e.data, e.metadata)
+
+
+def _repeated(
+    account_id: str, stream: list[_Record], expected_revision: int, encoded: list[EncodedEvent]
+) -> int:
+    """The original position when every event is already there at its revision, else conflict."""
+    current = len(stream) - 1
+    revisions = range(expected_revision + 1, expected_revision + 1 + len(encoded))
+    if (
+        not encoded
+        or revisions[-1] > current
+        or any(stream[r].encoded.id != e.id for r, e in zip(revisions, encoded, strict=True))
+    ):
+        raise _conflict(account_id, expected_revision, current)
+    return stream[revisions[-1]].commit_position
+
+
+def _conflict(account_id: str, expected: int, current: int) -> VersionConflict:
+    shown = "no stream" if current < 0 else current
+    return VersionConflict(
+        f"stream {account_stream(account_id)}: expected revision {expected}, current {shown}"
+    )

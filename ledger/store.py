@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ledger.accounts.commands import CommandMeta
-from ledger.accounts.events import AccountEvent
+from ledger.accounts.events import (
+    AccountEvent,
+    deserialise_event,
+    encode_metadata,
+    schema_version_from_metadata,
+    serialise_event,
+)
 from ledger.errors import LedgerError
 
 # Fixed, so that an event's id is the same in every process that writes it.
@@ -36,6 +42,42 @@ class StoredEvent:
     revision: int
     commit_position: int
     event: AccountEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An account event in its stored form: deterministic id, type, JSON data and metadata."""
+
+    id: uuid.UUID
+    type: str
+    data: bytes
+    metadata: bytes
+
+
+def encode_events(
+    account_id: str, *, expected_revision: int, events: Sequence[AccountEvent], meta: CommandMeta
+) -> list[EncodedEvent]:
+    """The events as appended after expected_revision, each with the id of its revision."""
+    encoded = []
+    for i, event in enumerate(events):
+        event_type, data = serialise_event(event)
+        encoded.append(
+            EncodedEvent(
+                event_id(account_id, expected_revision + 1 + i, data),
+                event_type,
+                data,
+                encode_metadata(event, meta),
+            )
+        )
+    return encoded
+
+
+def decode_event(
+    revision: int, commit_position: int, event_type: str, data: bytes, metadata: bytes
+) -> StoredEvent:
+    """An event read back from its stored form, upcast to the current schema."""
+    version = schema_version_from_metadata(metadata)
+    return StoredEvent(revision, commit_position, deserialise_event(event_type, data, version))
 
 
 class EventStore(Protocol):
