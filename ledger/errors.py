@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import ValidationError
+from ledger.currency import format_amount
 
 
 class LedgerError(Exception):
@@ -131,11 +131,8 @@ class InsufficientFundsError(BusinessRuleError):
     def __init__(
         self, *, balance: int, overdraft_limit: int, requested: int, currency: str
     ) -> None:
-        # Imported here because ledger.money itself raises InvalidInputError from this module.
-        from ledger.money import format_minor_units
-
         def show(minor: int) -> str:
-            return f"{format_minor_units(minor, currency)} {currency}"
+            return f"{format_amount(minor, currency)} {currency}"
 
         self.balance = balance
         self.overdraft_limit = overdraft_limit
@@ -153,15 +150,13 @@ class OverdraftLimitTooLowError(BusinessRuleError):
     """The new overdraft limit is below what the negative balance already uses."""
 
     def __init__(self, *, balance: int, requested_limit: int, currency: str) -> None:
-        from ledger.money import format_minor_units
-
         self.balance = balance
         self.requested_limit = requested_limit
         self.currency = currency
         super().__init__(
-            f"overdraft limit {format_minor_units(requested_limit, currency)} {currency} is "
+            f"overdraft limit {format_amount(requested_limit, currency)} {currency} is "
             f"below the overdraft already used by the balance "
-            f"{format_minor_units(balance, currency)} {currency}"
+            f"{format_amount(balance, currency)} {currency}"
         )
 
 
@@ -169,32 +164,9 @@ class NonZeroBalanceError(BusinessRuleError):
     """Only an account with a zero balance can be closed."""
 
     def __init__(self, *, balance: int, currency: str) -> None:
-        from ledger.money import format_minor_units
-
         self.balance = balance
         self.currency = currency
         super().__init__(
-            f"account cannot be closed: balance is {format_minor_units(balance, currency)} "
+            f"account cannot be closed: balance is {format_amount(balance, currency)} "
             f"{currency}, not zero"
         )
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Turn a pydantic ValidationError into one clear sentence naming the first bad field."""
-    errors = exc.errors(include_url=False)
-    if not errors:
-        return "invalid input"
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "input"
-    cause = first.get("ctx", {}).get("error")
-    if isinstance(cause, Exception):
-        # Our own validators already phrase a complete reason; pydantic only prefixes it.
-        reason = str(cause)
-    elif first["type"] == "extra_forbidden":
-        reason = "unknown field"
-    else:
-        message = first["msg"]
-        reason = message[:1].lower() + message[1:]
-    more = len(errors) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"invalid {where}: {reason}{suffix}"

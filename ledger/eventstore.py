@@ -1,14 +1,11 @@
-"""The esdbclient adapter: account streams, deterministic event ids, and snapshot streams."""
+"""The esdbclient adapter of the EventStore protocol: account and snapshot streams."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import urllib.parse
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
@@ -21,43 +18,14 @@ from esdbclient.exceptions import (
 )
 
 from ledger.accounts.commands import CommandMeta
-from ledger.accounts.events import (
-    AccountEvent,
-    deserialise_event,
-    encode_metadata,
-    schema_version_from_metadata,
-    serialise_event,
-)
-from ledger.errors import LedgerError, ServiceUnavailableError
+from ledger.accounts.events import AccountEvent
+from ledger.errors import ServiceUnavailableError
+from ledger.store import StoredEvent, VersionConflict, decode_event, encode_events
 from ledger.streams import account_stream, snapshot_stream
 
 log = logging.getLogger("ledger.eventstore")
 
 SNAPSHOT_EVENT_TYPE = "AccountSnapshot"
-# Fixed, so that an event's id is the same in every process that writes it.
-EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b0e-7d2a-4a53-9c35-3f8e51f1a0d4")
-
-
-def event_id(account_id: str, revision: int, data: bytes) -> uuid.UUID:
-    """A deterministic id, so that the client's transport-level retry is deduplicated."""
-    # The id covers the event's content, not only its transaction id: a concurrent command
-    # that reuses a transaction id for other content at the same revision must get a version
-    # conflict (and then TransactionConflictError), never pass as a retry of the first one.
-    digest = hashlib.sha256(data).hexdigest()
-    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{account_id}/{revision}/{digest}")
-
-
-class VersionConflict(LedgerError):
-    """The stream moved on since it was read (optimistic concurrency)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An account event as read back, with where it is in its stream and in $all."""
-
-    revision: int
-    commit_position: int
-    event: AccountEvent
 
 
 @contextmanager
@@ -87,7 +55,7 @@ def redact_credentials(text: str, uri: str | None = None) -> str:
 
 
 class AccountEventStore:
-    """Reads and appends account events and snapshots through esdbclient."""
+    """The EventStore of an EventStoreDB-compatible server, through esdbclient."""
 
     def __init__(self, client: EventStoreDBClient) -> None:
         self.client = client
@@ -107,7 +75,7 @@ class AccountEventStore:
         """Close the connection."""
         self.client.close()
 
-    def read(self, account_id: str, from_revision: int = 0) -> list[StoredEvent]:
+    def read(self, account_id: str, *, from_revision: int = 0) -> list[StoredEvent]:
         """The account's events from a revision on; empty when the stream does not exist."""
         with _translated("reading an account"):
             try:
@@ -119,7 +87,7 @@ class AccountEventStore:
                 return []
         return [self._decode(r) for r in recorded]
 
-    def read_one(self, account_id: str, revision: int) -> StoredEvent | None:
+    def read_one(self, account_id: str, *, revision: int) -> StoredEvent | None:
         """The event at one revision of the account, if there is one."""
         with _translated("reading an account"):
             try:
@@ -132,33 +100,36 @@ class AccountEventStore:
 
     @staticmethod
     def _decode(recorded: Any) -> StoredEvent:
-        version = schema_version_from_metadata(recorded.metadata)
-        return StoredEvent(
+        return decode_event(
             recorded.stream_position,
             recorded.commit_position or 0,
-            deserialise_event(recorded.type, recorded.data, version),
+            recorded.type,
+            recorded.data,
+            recorded.metadata,
         )
 
     def append(
         self,
         account_id: str,
+        *,
         expected_revision: int,
         events: Sequence[AccountEvent],
         meta: CommandMeta,
     ) -> int:
         """Append at exactly the revision read (-1: a new stream); return the commit position."""
-        new_events = []
-        for i, event in enumerate(events):
-            event_type, data = serialise_event(event)
-            new_events.append(
-                NewEvent(
-                    id=event_id(account_id, expected_revision + 1 + i, data),
-                    type=event_type,
-                    data=data,
-                    metadata=encode_metadata(event, meta),
-                    content_type="application/json",
-                )
+        encoded = encode_events(
+            account_id, expected_revision=expected_revision, events=events, meta=meta
+        )
+        new_events = [
+            NewEvent(
+                id=e.id,
+                type=e.type,
+                data=e.data,
+                metadata=e.metadata,
+                content_type="application/json",
             )
+            for e in encoded
+        ]
         current = StreamState.NO_STREAM if expected_revision < 0 else expected_revision
         with _translated("appending to an account"):
             try:

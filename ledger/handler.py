@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections import OrderedDict
@@ -19,9 +18,7 @@ from ledger.accounts.commands import (
 from ledger.accounts.decider import State, decide, evolve, find_transaction, initial_state
 from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
 from ledger.errors import ConcurrencyConflictError, LedgerError
-from ledger.eventstore import AccountEventStore, VersionConflict
-
-log = logging.getLogger("ledger.handler")
+from ledger.store import EventStore, VersionConflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +49,7 @@ class CommandHandler:
 
     def __init__(
         self,
-        store: AccountEventStore,
+        store: EventStore,
         *,
         snapshot_every: int = 500,
         use_snapshots: bool = True,
@@ -81,7 +78,7 @@ class CommandHandler:
         return self._catch_up(account_id, state)
 
     def _catch_up(self, account_id: str, state: State) -> State:
-        for stored in self.store.read(account_id, state.revision + 1):
+        for stored in self.store.read(account_id, from_revision=state.revision + 1):
             state = evolve(state, stored.event)
         return state
 
@@ -113,7 +110,12 @@ class CommandHandler:
                 return self._replayed(command, state)
             try:
                 # 4 append at the revision the decision was made on.
-                position = self.store.append(account_id, state.revision, events, command.meta)
+                position = self.store.append(
+                    account_id,
+                    expected_revision=state.revision,
+                    events=events,
+                    meta=command.meta,
+                )
             except VersionConflict:
                 # 5 someone else wrote first: re-read only the tail and decide again.
                 attempt += 1
@@ -180,7 +182,9 @@ class CommandHandler:
                 revision, balance = record.revision, record.balance_after
         elif isinstance(command, CloseAccount):
             balance = 0
-        stored = self.store.read_one(command.account_id, revision) if revision >= 0 else None
+        stored = (
+            self.store.read_one(command.account_id, revision=revision) if revision >= 0 else None
+        )
         return Outcome(
             command.account_id,
             transaction_id,

@@ -24,11 +24,6 @@ from ledger.errors import AccountNotFoundError
 from ledger.handler import CommandHandler, Outcome
 
 
-def validate_account_id(account_id: str) -> str:
-    """Check an account id before any I/O (InvalidInputError with a clear message)."""
-    return check_account_id(account_id)
-
-
 def new_transaction_id() -> str:
     """A fresh client transaction id, for callers that did not bring one."""
     return "tx-" + uuid.uuid4().hex
@@ -148,7 +143,7 @@ class Ledger:
 
     def account(self, account_id: str) -> State:
         """A consistent read: the account folded from the write model right now."""
-        validate_account_id(account_id)
+        check_account_id(account_id)
         state = self.handler.load(account_id)
         if state.status is Status.NEW:
             raise AccountNotFoundError(account_id)

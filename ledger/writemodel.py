@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from ledger.accounts.decider import State, evolve, initial_state
 from ledger.accounts.events import Posting
-from ledger.eventstore import AccountEventStore
+from ledger.store import EventStore
 
 
 def fold_account(
-    store: AccountEventStore, account_id: str, upto_position: int | None = None
+    store: EventStore, account_id: str, upto_position: int | None = None
 ) -> tuple[State, list[int]]:
     """The account's state and the revisions of its postings, from its stream alone."""
     state = initial_state
@@ -25,7 +25,7 @@ def fold_account(
 
 
 def write_model_fold(
-    store: AccountEventStore,
+    store: EventStore,
 ) -> Callable[[str, int | None], tuple[int, list[int]] | None]:
     """The fold verify and rebuild compare read models with: (balance, posting revisions) of an
     account up to a $all position, or None when its stream does not exist."""

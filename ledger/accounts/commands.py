@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from ledger.accounts.ids import check_account_id, check_transaction_id
-from ledger.errors import InvalidInputError, describe_validation_error
+from ledger.errors import InvalidInputError
 from ledger.money import (
     check_amount_syntax,
     check_currency,
@@ -25,10 +25,6 @@ _META_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # name or description hide or rearrange text in statements and logs; lone surrogates cannot
 # be encoded as UTF-8 JSON at all.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-_account_id = check_account_id
-_transaction_id = check_transaction_id
 
 
 def _meta_id(value: str) -> str:
@@ -74,8 +70,8 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-AccountId = Annotated[str, AfterValidator(_account_id)]
-TransactionId = Annotated[str, AfterValidator(_transaction_id)]
+AccountId = Annotated[str, AfterValidator(check_account_id)]
+TransactionId = Annotated[str, AfterValidator(check_transaction_id)]
 Owner = Annotated[str, AfterValidator(_owner)]
 Description = Annotated[str, AfterValidator(_description)]
 Currency = Annotated[str, AfterValidator(check_currency)]
@@ -156,6 +152,27 @@ class CloseAccount(Command):
 AccountCommand = OpenAccount | Deposit | Withdraw | Reverse | ChangeOverdraftLimit | CloseAccount
 
 C = TypeVar("C", bound=Command)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn a pydantic ValidationError into one clear sentence naming the first bad field."""
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return "invalid input"
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "input"
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, Exception):
+        # Our own validators already phrase a complete reason; pydantic only prefixes it.
+        reason = str(cause)
+    elif first["type"] == "extra_forbidden":
+        reason = "unknown field"
+    else:
+        message = first["msg"]
+        reason = message[:1].lower() + message[1:]
+    more = len(errors) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"invalid {where}: {reason}{suffix}"
 
 
 def make_command(command_type: type[C], fields: Mapping[str, Any]) -> C:

@@ -9,11 +9,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.accounts.decider import WINDOW_SIZE, State, Status, TransactionWindow
+from ledger.accounts.decider import State, Status
 from ledger.accounts.events import PostingKind
+from ledger.accounts.window import ROW_BYTES, WINDOW_SIZE, TransactionWindow
 
 SNAPSHOT_VERSION = 1
-_DIGEST_BYTES = 16 + 8  # id digest + content digest, see ledger.accounts.decider
 
 _KIND_CODES = {
     PostingKind.DEPOSIT: "d",
@@ -114,7 +114,7 @@ def _decode(data: bytes) -> State | None:
     digests = base64.b64decode(window.digests, validate=True)
     count = len(window.kinds)
     lengths = {len(window.revision_gaps), len(window.amounts), len(window.balance_drifts)}
-    if count > WINDOW_SIZE or lengths != {count} or len(digests) != count * _DIGEST_BYTES:
+    if count > WINDOW_SIZE or lengths != {count} or len(digests) != count * ROW_BYTES:
         return None
     reverses = {}
     for index, target in window.reversals:

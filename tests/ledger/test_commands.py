@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ledger.accounts.commands import Deposit, make_command
-from ledger.errors import InvalidInputError, describe_validation_error
+from ledger.accounts.commands import Deposit, describe_validation_error, make_command
+from ledger.errors import InvalidInputError
 from tests.ledger.scenario import META, NOW, deposit, open_account
 
 

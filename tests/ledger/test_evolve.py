@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from ledger.accounts.decider import (
-    WINDOW_SIZE,
     State,
     Status,
-    TransactionWindow,
     decide,
     evolve,
     find_transaction,
     initial_state,
 )
 from ledger.accounts.events import AccountEvent, MoneyDeposited
+from ledger.accounts.window import WINDOW_SIZE, TransactionWindow
 from tests.ledger.scenario import (
     NOW,
     closed,

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.currency import CURRENCY_EXPONENTS
 from ledger.errors import InvalidInputError
 from ledger.money import (
-    CURRENCY_EXPONENTS,
     MAX_MINOR_UNITS,
     Money,
     check_amount_syntax,

@@ -8,17 +8,10 @@ from typing import Any
 
 import pytest
 
-from ledger.accounts.decider import (
-    WINDOW_SIZE,
-    State,
-    TransactionWindow,
-    WindowRow,
-    decide,
-    find_transaction,
-    id_digest,
-)
+from ledger.accounts.decider import State, decide, find_transaction
 from ledger.accounts.events import MoneyDeposited, MoneyWithdrawn, PostingKind
 from ledger.accounts.snapshot import SNAPSHOT_VERSION, state_from_snapshot, state_to_snapshot
+from ledger.accounts.window import WINDOW_SIZE, TransactionWindow, WindowRow, id_digest
 from ledger.errors import AlreadyReversedError, TransactionConflictError
 from tests.ledger.scenario import (
     NOW,

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import pytest
-from esdbclient import EventStoreDBClient
 
 from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountEvent
 from ledger.errors import AccountClosedError, ConcurrencyConflictError, InsufficientFundsError
-from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from tests.writeside.conftest import Clock, stream_events
+from ledger.store import EventStore
+from tests.writeside.conftest import Clock
+from tests.writeside.stores import DelegatingStore
+from tests.writeside.stores import make_store as make_store
 
 
 def test_a_withdrawal_that_only_another_process_made_possible_succeeds(
@@ -33,21 +34,21 @@ def test_a_withdrawal_that_only_another_process_made_possible_succeeds(
 
 
 def test_an_insufficient_funds_refusal_is_based_on_the_fresh_balance(
-    make_ledger: Callable[..., Ledger], raw: EventStoreDBClient, account_id: str
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str
 ) -> None:
     cached = make_ledger(cache_size=64)
     other = make_ledger(cache_size=0)
     cached.open_account(account_id, "Cleo", "EUR")
     cached.deposit(account_id, "20.00", "t1")
     other.withdraw(account_id, "15.00", "t2")
-    before = stream_events(raw, account_id)
+    before = store.read(account_id)
 
     with pytest.raises(InsufficientFundsError) as refused:
         cached.withdraw(account_id, "10.00", "t3")
 
     assert cached.handler.stats.cache_hits >= 1
     assert refused.value.balance == 500
-    assert stream_events(raw, account_id) == before
+    assert store.read(account_id) == before
     assert cached.withdraw(account_id, "5.00", "t4").balance == 0
 
 
@@ -80,30 +81,33 @@ def test_a_stale_cache_does_not_hide_a_close_by_another_process(
         cached.deposit(account_id, "1.00", "t1")
 
 
-class InterferingStore(AccountEventStore):
+class InterferingStore(DelegatingStore):
     """A store on which another writer always appends just before this one (a hot account)."""
 
-    def __init__(self, store: AccountEventStore, rival: Ledger) -> None:
-        super().__init__(store.client)
+    def __init__(self, store: EventStore, rival: Ledger) -> None:
+        super().__init__(store)
         self.rival = rival
         self.appends = 0
 
     def append(
         self,
         account_id: str,
+        *,
         expected_revision: int,
         events: Sequence[AccountEvent],
         meta: CommandMeta,
     ) -> int:
         self.appends += 1
         self.rival.deposit(account_id, "0.01", f"rival-{self.appends}")
-        return super().append(account_id, expected_revision, events, meta)
+        return super().append(
+            account_id, expected_revision=expected_revision, events=events, meta=meta
+        )
 
 
 def test_retries_are_bounded_and_give_up_with_a_concurrency_conflict(
     make_ledger: Callable[..., Ledger],
-    make_store: Callable[[], AccountEventStore],
-    raw: EventStoreDBClient,
+    make_store: Callable[[], EventStore],
+    store: EventStore,
     account_id: str,
 ) -> None:
     rival = make_ledger(cache_size=0)
@@ -120,5 +124,5 @@ def test_retries_are_bounded_and_give_up_with_a_concurrency_conflict(
     assert gave_up.value.exit_code == 6
     assert handler.stats.conflicts == 3 and len(naps) == 3
     assert all(0 <= nap <= 0.002 * 3 for nap in naps)
-    types = [e.type for e in stream_events(raw, account_id)]
+    types = [stored.event.type for stored in store.read(account_id)]
     assert types == ["AccountOpened"] + ["MoneyDeposited"] * 3

@@ -5,22 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from esdbclient import EventStoreDBClient
 
 from ledger.accounts.commands import CommandMeta, Deposit
 from ledger.accounts.decider import decide, evolve
 from ledger.errors import TransactionConflictError
-from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from tests.writeside.conftest import T0, Clock, stream_events
+from ledger.store import EventStore
+from tests.writeside.conftest import T0, Clock
+from tests.writeside.stores import make_store as make_store
 
 META = CommandMeta(correlation_id="corr-1", causation_id="cause-1", actor="test:retry")
 
 
 @pytest.mark.parametrize("cache_size", [0, 64])
 def test_the_same_transaction_twice_posts_once_and_answers_the_original_outcome(
-    make_ledger: Callable[..., Ledger], raw: EventStoreDBClient, account_id: str, cache_size: int
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str, cache_size: int
 ) -> None:
     ledger = make_ledger(cache_size=cache_size)
     ledger.open_account(account_id, "Ida", "EUR")
@@ -37,17 +37,17 @@ def test_the_same_transaction_twice_posts_once_and_answers_the_original_outcome(
         first.balance,
     )
     assert (again.balance, again.currency, again.transaction_id) == (1000, "EUR", "t1")
-    assert len(stream_events(raw, account_id)) == 3
+    assert len(store.read(account_id)) == 3
 
 
 @pytest.mark.parametrize("cache_size", [0, 64])
 def test_a_transaction_id_reused_for_other_content_is_refused_and_writes_nothing(
-    make_ledger: Callable[..., Ledger], raw: EventStoreDBClient, account_id: str, cache_size: int
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str, cache_size: int
 ) -> None:
     ledger = make_ledger(cache_size=cache_size)
     ledger.open_account(account_id, "Ida", "EUR")
     ledger.deposit(account_id, "10.00", "t1", "salary")
-    before = stream_events(raw, account_id)
+    before = store.read(account_id)
 
     attempts: list[Callable[[], object]] = [
         lambda: ledger.deposit(account_id, "11.00", "t1", "salary"),
@@ -61,11 +61,11 @@ def test_a_transaction_id_reused_for_other_content_is_refused_and_writes_nothing
         assert caught.value.exit_code == 1
         assert caught.value.transaction_id == "t1"
 
-    assert stream_events(raw, account_id) == before
+    assert store.read(account_id) == before
 
 
 def test_a_retry_later_in_time_is_still_the_same_command(
-    make_ledger: Callable[..., Ledger], raw: EventStoreDBClient, account_id: str
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str
 ) -> None:
     clock = Clock()
     ledger = make_ledger(clock=clock)
@@ -85,11 +85,11 @@ def test_a_retry_later_in_time_is_still_the_same_command(
             first.commit_position,
             first.balance,
         )
-    assert len(stream_events(raw, account_id)) == 2
+    assert len(store.read(account_id)) == 2
 
 
 def test_a_racing_retry_with_other_content_conflicts_instead_of_passing_as_a_retry(
-    make_ledger: Callable[..., Ledger], raw: EventStoreDBClient, account_id: str
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str
 ) -> None:
     # The slow ledger decides on a cached state that predates the fast ledger's deposit, so
     # both append the same transaction id at the same revision.
@@ -102,13 +102,13 @@ def test_a_racing_retry_with_other_content_conflicts_instead_of_passing_as_a_ret
     with pytest.raises(TransactionConflictError):
         slow.deposit(account_id, "7.00", "x")
 
-    recorded = [e for e in stream_events(raw, account_id) if e.type == "MoneyDeposited"]
+    recorded = [s for s in store.read(account_id) if s.event.type == "MoneyDeposited"]
     assert len(recorded) == 2
     assert slow.account(account_id).balance == 600
 
 
 def test_a_racing_retry_with_the_same_content_answers_the_original_outcome(
-    make_ledger: Callable[..., Ledger], raw: EventStoreDBClient, account_id: str
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str
 ) -> None:
     fast = make_ledger(cache_size=0)
     slow = make_ledger(clock=Clock(T0.replace(hour=13)), cache_size=64)
@@ -124,11 +124,11 @@ def test_a_racing_retry_with_the_same_content_answers_the_original_outcome(
         first.commit_position,
         first.balance,
     )
-    assert len(stream_events(raw, account_id)) == 3
+    assert len(store.read(account_id)) == 3
 
 
 def test_appending_the_same_events_twice_at_one_revision_writes_them_once(
-    store: AccountEventStore, raw: EventStoreDBClient, account_id: str
+    store: EventStore, account_id: str
 ) -> None:
     handler = CommandHandler(store, cache_size=0)
     ledger = Ledger(handler, clock=Clock(), actor="test:retry")
@@ -144,12 +144,14 @@ def test_appending_the_same_events_twice_at_one_revision_writes_them_once(
         events += decided
         after = evolve(after, decided[0])
 
-    first = store.append(account_id, state.revision, events, META)
+    first = store.append(account_id, expected_revision=state.revision, events=events, meta=META)
     # A transport-level retry: the same events at the same expected revision, even with the
     # metadata of another attempt.
     other_meta = META.model_copy(update={"correlation_id": "corr-2"})
-    second = store.append(account_id, state.revision, events, other_meta)
+    second = store.append(
+        account_id, expected_revision=state.revision, events=events, meta=other_meta
+    )
 
     assert second == first
-    assert len(stream_events(raw, account_id)) == 3
+    assert len(store.read(account_id)) == 3
     assert handler.load(account_id).balance == 300

@@ -7,19 +7,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from esdbclient import EventStoreDBClient, NewEvent, StreamState
+from esdbclient import EventStoreDBClient
 
 from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Reverse, Withdraw
-from ledger.accounts.decider import WINDOW_SIZE, State, decide, evolve, initial_state
+from ledger.accounts.decider import State, decide, evolve, initial_state
 from ledger.accounts.events import AccountEvent, PostingReversed
 from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
+from ledger.accounts.window import WINDOW_SIZE
 from ledger.errors import BusinessRuleError, TransactionConflictError
-from ledger.eventstore import SNAPSHOT_EVENT_TYPE, AccountEventStore
+from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.money import format_minor_units
 from ledger.service import Ledger
+from ledger.store import EventStore
 from ledger.streams import snapshot_stream
 from tests.writeside.conftest import T0, new_account_id
+from tests.writeside.stores import make_store as make_store
 
 MAX_APPEND_SIZE = 1_048_576
 META = CommandMeta(correlation_id="corr-s", causation_id="cause-s", actor="test:snapshots")
@@ -49,13 +52,13 @@ def build_history(ledger: Ledger, account_id: str, postings: int, seed: int = 7)
             continue
 
 
-def full_replay(store: AccountEventStore, account_id: str) -> State:
+def full_replay(store: EventStore, account_id: str) -> State:
     """The account folded from its first event, without any snapshot."""
     return CommandHandler(store, use_snapshots=False, cache_size=0).load(account_id)
 
 
 def test_loading_through_snapshots_equals_a_full_replay(
-    make_ledger: Callable[..., Ledger], store: AccountEventStore, account_id: str
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str
 ) -> None:
     writer = make_ledger(snapshot_every=7)
     build_history(writer, account_id, postings=400)
@@ -75,7 +78,7 @@ def test_loading_through_snapshots_equals_a_full_replay(
 
 
 def test_a_state_loaded_through_a_snapshot_still_knows_old_transactions(
-    make_ledger: Callable[..., Ledger], store: AccountEventStore, account_id: str
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str
 ) -> None:
     writer = make_ledger(snapshot_every=5)
     writer.open_account(account_id, "Sam", "EUR")
@@ -108,8 +111,7 @@ def test_a_state_loaded_through_a_snapshot_still_knows_old_transactions(
 )
 def test_a_corrupt_newest_snapshot_is_ignored(
     make_ledger: Callable[..., Ledger],
-    store: AccountEventStore,
-    raw: EventStoreDBClient,
+    store: EventStore,
     account_id: str,
     garbage: bytes | str,
 ) -> None:
@@ -121,11 +123,7 @@ def test_a_corrupt_newest_snapshot_is_ignored(
     elif garbage == "future version":
         garbage = good.replace(b'"snapshot_version":1', b'"snapshot_version":2', 1)
     assert isinstance(garbage, bytes) and garbage != good
-    raw.append_to_stream(
-        snapshot_stream(account_id),
-        current_version=StreamState.ANY,
-        events=[NewEvent(type=SNAPSHOT_EVENT_TYPE, data=garbage)],
-    )
+    store.write_snapshot(account_id, garbage)
 
     loaded = CommandHandler(store, cache_size=0).load(account_id)
 
@@ -135,8 +133,7 @@ def test_a_corrupt_newest_snapshot_is_ignored(
 
 def test_a_snapshot_of_another_account_is_ignored(
     make_ledger: Callable[..., Ledger],
-    store: AccountEventStore,
-    raw: EventStoreDBClient,
+    store: EventStore,
     account_id: str,
 ) -> None:
     other = new_account_id()
@@ -144,11 +141,7 @@ def test_a_snapshot_of_another_account_is_ignored(
     build_history(ledger, account_id, postings=20, seed=1)
     build_history(ledger, other, postings=10, seed=2)
     foreign = state_to_snapshot(full_replay(store, other))
-    raw.append_to_stream(
-        snapshot_stream(account_id),
-        current_version=StreamState.ANY,
-        events=[NewEvent(type=SNAPSHOT_EVENT_TYPE, data=foreign)],
-    )
+    store.write_snapshot(account_id, foreign)
 
     loaded = CommandHandler(store, cache_size=0).load(account_id)
 
@@ -181,8 +174,10 @@ def full_window_history(account_id: str, postings: int) -> tuple[list[AccountEve
 
 
 def test_a_full_window_snapshot_fits_one_append_and_round_trips(
-    store: AccountEventStore, raw: EventStoreDBClient, account_id: str
+    raw: EventStoreDBClient, account_id: str
 ) -> None:
+    # Of the esdbclient adapter alone: the size limit is the server's, the stream the adapter's.
+    store = AccountEventStore(raw)
     events, state = full_window_history(account_id, WINDOW_SIZE + 50)
     data = state_to_snapshot(state)
 
@@ -198,6 +193,8 @@ def test_a_full_window_snapshot_fits_one_append_and_round_trips(
 
     # The same snapshot serves a load once the account's events are stored too.
     for start in range(0, len(events), 500):
-        store.append(account_id, start - 1, events[start : start + 500], META)
+        store.append(
+            account_id, expected_revision=start - 1, events=events[start : start + 500], meta=META
+        )
     loaded = CommandHandler(store, cache_size=0).load(account_id)
     assert loaded == state == full_replay(store, account_id)

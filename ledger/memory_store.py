@@ -1,0 +1,118 @@
+"""An EventStore in memory, with the server's concurrency, idempotency and $all positions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from ledger.accounts.commands import CommandMeta
+from ledger.accounts.events import AccountEvent
+from ledger.store import EncodedEvent, StoredEvent, VersionConflict, decode_event, encode_events
+from ledger.streams import account_stream
+
+
+class _Record(NamedTuple):
+    """One event as a server keeps it: in its stored form, with its position in $all."""
+
+    encoded: EncodedEvent
+    commit_position: int
+
+
+class InMemoryEventStore:
+    """Account streams, snapshot streams and one $all order, shared by every handler using it.
+
+    Events are kept in their stored form, so a read decodes (and upcasts) what an append
+    encoded. Appends are checked as EventStoreDB checks them: at exactly the expected
+    revision, or an idempotent repeat of events already there (the same ids at the same
+    revisions), else VersionConflict. Snapshots take positions in $all, as snapshot streams do.
+    """
+
+    def __init__(self) -> None:
+        self._streams: dict[str, list[_Record]] = {}
+        self._snapshots: dict[str, list[bytes]] = {}
+        self._position = 0
+        self._lock = threading.Lock()
+
+    def read(self, account_id: str, *, from_revision: int = 0) -> list[StoredEvent]:
+        """The account's events from a revision on; empty when the stream does not exist."""
+        start = max(from_revision, 0)
+        with self._lock:
+            records = self._streams.get(account_id, [])[start:]
+        return [_decode(start + i, record) for i, record in enumerate(records)]
+
+    def read_one(self, account_id: str, *, revision: int) -> StoredEvent | None:
+        """The event at one revision of the account, if there is one."""
+        with self._lock:
+            records = self._streams.get(account_id, [])
+            record = records[revision] if 0 <= revision < len(records) else None
+        return _decode(revision, record) if record is not None else None
+
+    def append(
+        self,
+        account_id: str,
+        *,
+        expected_revision: int,
+        events: Sequence[AccountEvent],
+        meta: CommandMeta,
+    ) -> int:
+        """Append at exactly the revision read (-1: a new stream); return the commit position."""
+        encoded = encode_events(
+            account_id, expected_revision=expected_revision, events=events, meta=meta
+        )
+        with self._lock:
+            stream = self._streams.get(account_id, [])
+            current = len(stream) - 1
+            if expected_revision < current:
+                return _repeated(account_id, stream, expected_revision, encoded)
+            if expected_revision > current:
+                raise _conflict(account_id, expected_revision, current)
+            for event in encoded:
+                self._position += 1
+                stream.append(_Record(event, self._position))
+            self._streams[account_id] = stream
+            return self._position
+
+    def read_snapshot(self, account_id: str) -> bytes | None:
+        """The newest snapshot's data, or None."""
+        with self._lock:
+            snapshots = self._snapshots.get(account_id)
+            return snapshots[-1] if snapshots else None
+
+    def write_snapshot(self, account_id: str, data: bytes) -> None:
+        """Store a snapshot."""
+        with self._lock:
+            self._position += 1
+            self._snapshots.setdefault(account_id, []).append(bytes(data))
+
+    def commit_position(self) -> int:
+        """The commit position of the newest event in the store (0 when none)."""
+        with self._lock:
+            return self._position
+
+
+def _decode(revision: int, record: _Record) -> StoredEvent:
+    e = record.encoded
+    return decode_event(revision, record.commit_position, e.type, e.data, e.metadata)
+
+
+def _repeated(
+    account_id: str, stream: list[_Record], expected_revision: int, encoded: list[EncodedEvent]
+) -> int:
+    """The original position when every event is already there at its revision, else conflict."""
+    current = len(stream) - 1
+    revisions = range(expected_revision + 1, expected_revision + 1 + len(encoded))
+    if (
+        not encoded
+        or revisions[-1] > current
+        or any(stream[r].encoded.id != e.id for r, e in zip(revisions, encoded, strict=True))
+    ):
+        raise _conflict(account_id, expected_revision, current)
+    return stream[revisions[-1]].commit_position
+
+
+def _conflict(account_id: str, expected: int, current: int) -> VersionConflict:
+    shown = "no stream" if current < 0 else current
+    return VersionConflict(
+        f"stream {account_stream(account_id)}: expected revision {expected}, current {shown}"
+    )
