@@ -28,17 +28,17 @@ from esdbclient.protos.Grpc import (
 from google.protobuf import any_pb2
 
 from esdblite import rules
+from esdblite.index import metastream_target
 from esdblite.rules import DELETED
-from esdblite.store import (
+from esdblite.store import Store
+from esdblite.writer import (
     DeadlineExpired,
     ProposedEvent,
-    Store,
     StoreFailure,
     StreamDeleted,
     WriteRequest,
     WriteResult,
     WrongExpectedVersion,
-    metastream_target,
 )
 
 log = logging.getLogger("esdblite.server")
