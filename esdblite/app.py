@@ -17,7 +17,9 @@ from typing import IO
 
 import grpc
 
-from esdblite.server import GossipService, Notifier, add_services
+from esdblite.cluster import GossipService
+from esdblite.reads import Notifier
+from esdblite.server import add_services, new_server
 from esdblite.store import Store
 
 log = logging.getLogger("esdblite")
@@ -75,10 +77,11 @@ def write_port_file(data_dir: Path, port: int) -> None:
 
 def _add_port(server: grpc.aio.Server, address: str) -> int:
     try:
-        return server.add_insecure_port(address)
+        port: int = server.add_insecure_port(address)
     except RuntimeError as exc:
         log.debug("cannot bind %s: %s", address, exc)
         return 0
+    return port
 
 
 def bind(server: grpc.aio.Server, host: str, port: int) -> int:
@@ -108,13 +111,7 @@ async def serve(config: Config) -> None:
         store = Store(data_dir, fsync=fsync)
     except (OSError, ValueError) as exc:
         raise StartupError(f"cannot open the store in {data_dir}: {exc}") from exc
-    server = grpc.aio.server(
-        options=[
-            ("grpc.so_reuseport", 0),
-            ("grpc.max_receive_message_length", 32 * MIB),
-            ("grpc.max_send_message_length", 32 * MIB),
-        ]
-    )
+    server = new_server()
     loop = asyncio.get_running_loop()
     notifier = Notifier(loop)
     store.add_listener(notifier.publish_threadsafe)

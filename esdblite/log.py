@@ -168,7 +168,9 @@ class EventLog:
         head = os.pread(self.fd, FRAME_HEAD.size, position)
         if len(head) < FRAME_HEAD.size:
             return self.end
-        return position + FRAME_OVERHEAD + FRAME_HEAD.unpack(head)[0]
+        (n, _) = FRAME_HEAD.unpack(head)
+        end: int = position + FRAME_OVERHEAD + n
+        return end
 
     def last_transaction_start(self, end: int) -> int:
         """The position of the first frame of the transaction that ends at `end`."""

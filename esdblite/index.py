@@ -1,0 +1,186 @@
+"""The SQLite index of the log: one row per record, by position, by stream revision, by event id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from esdblite.log import HEADER_SIZE, EventLog, Record
+from esdblite.rules import DELETED, StreamState
+
+log = logging.getLogger("esdblite.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events(
+    position INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    event_id BLOB NOT NULL,
+    type TEXT NOT NULL,
+    is_json INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    metadata BLOB NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_revision ON events(stream, revision);
+CREATE INDEX IF NOT EXISTS events_by_id ON events(stream, event_id);
+"""
+
+COLUMNS = "position, stream, revision, event_id, type, is_json, created, metadata, data"
+
+# One indexed record, in the order of COLUMNS.
+Row = tuple[int, str, int, bytes, str, int, int, bytes, bytes]
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the index database with the pragmas every connection needs."""
+    if readonly:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+    # The log is the durable copy and the index is rebuilt from it, so the index does not fsync.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-16000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    return conn
+
+
+def stream_state(conn: sqlite3.Connection, stream: str) -> StreamState:
+    """Derive a stream's state from the index (its events, tombstone and metastream)."""
+    row = conn.execute(
+        "SELECT revision FROM events WHERE stream = ? AND revision < ? "
+        "ORDER BY revision DESC LIMIT 1",
+        (stream, DELETED),
+    ).fetchone()
+    last = row[0] if row else -1
+    tombstoned = (
+        conn.execute(
+            "SELECT 1 FROM events WHERE stream = ? AND revision = ?", (stream, DELETED)
+        ).fetchone()
+        is not None
+    )
+    meta_row = conn.execute(
+        "SELECT data FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1",
+        ("$$" + stream,),
+    ).fetchone()
+    metadata = meta_row[0] if meta_row else None
+    return StreamState(last, tombstoned, truncate_before(metadata), metadata, meta_row is not None)
+
+
+def truncate_before(metadata: bytes | None) -> int:
+    """The `$tb` of a metadata document, 0 when absent or unreadable."""
+    if not metadata:
+        return 0
+    try:
+        tb = json.loads(metadata).get("$tb", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return tb if isinstance(tb, int) and tb >= 0 else 0
+
+
+def metastream_target(stream: str) -> str | None:
+    """The stream a metastream `$$name` describes."""
+    return stream[2:] if stream.startswith("$$") else None
+
+
+class Index:
+    """The writer's read-write connection to the index; every change runs in one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = connect(path)
+        self.db.executescript(SCHEMA)
+
+    def recover(self, event_log: EventLog) -> int:
+        """Index the log's unindexed tail (from its last indexed transaction); the last position."""
+        row = self.db.execute("SELECT max(position) FROM events").fetchone()
+        indexed_end = min(event_log.record_end(row[0]) if row[0] else HEADER_SIZE, event_log.end)
+        start = (
+            event_log.last_transaction_start(indexed_end)
+            if indexed_end > HEADER_SIZE
+            else HEADER_SIZE
+        )
+        replayed = 0
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM events WHERE position >= ?", (start,))
+        for txn in event_log.scan(start):
+            self.insert(txn)
+            replayed += len(txn)
+        self.db.execute("COMMIT")
+        row = self.db.execute("SELECT max(position) FROM events").fetchone()
+        if replayed:
+            log.info("recovered %d records from the log tail (from position %d)", replayed, start)
+        last: int = row[0] or 0
+        return last
+
+    def begin(self) -> None:
+        """Start the transaction of one group."""
+        self.db.execute("BEGIN")
+
+    def commit(self) -> None:
+        """Commit the group's rows (after the log is durable)."""
+        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Drop the group's rows, if its transaction is still open."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def insert(self, records: Sequence[Record]) -> None:
+        """Index records (inside the open transaction)."""
+        self.db.executemany(
+            f"INSERT INTO events({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.position,
+                    r.stream,
+                    r.revision,
+                    r.event_id,
+                    r.type,
+                    int(r.is_json),
+                    r.created,
+                    r.metadata,
+                    r.data,
+                )
+                for r in records
+            ],
+        )
+
+    def stream_state(self, stream: str) -> StreamState:
+        """A stream's state, rows of the open transaction included."""
+        return stream_state(self.db, stream)
+
+    def revision_of_id(self, stream: str, event_id: bytes) -> int | None:
+        """The revision of an event of the stream with this id (tombstones aside), or None."""
+        row = self.db.execute(
+            "SELECT revision FROM events WHERE stream = ? AND event_id = ? AND revision < ?",
+            (stream, event_id, DELETED),
+        ).fetchone()
+        revision: int | None = row[0] if row else None
+        return revision
+
+    def id_at_revision(self, stream: str, revision: int) -> bytes | None:
+        """The id of the stream's event at a revision, or None."""
+        row = self.db.execute(
+            "SELECT event_id FROM events WHERE stream = ? AND revision = ?", (stream, revision)
+        ).fetchone()
+        event_id: bytes | None = row[0] if row else None
+        return event_id
+
+    def position_of(self, stream: str, revision: int) -> int:
+        """The position of the stream's event at a revision, 0 when there is none."""
+        row = self.db.execute(
+            "SELECT position FROM events WHERE stream = ? AND revision = ?", (stream, revision)
+        ).fetchone()
+        position: int = row[0] if row else 0
+        return position
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
