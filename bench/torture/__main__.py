@@ -27,6 +27,7 @@ def _quiet_sigint() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the torture run the arguments describe; exit status 1 when it found a violation."""
     parser = argparse.ArgumentParser(prog="python -m bench.torture", description=torture.__doc__)
     parser.add_argument("--long", action="store_true", help=f"{LONG_OPS:,} operations, more kills")
     parser.add_argument("--ops", type=int, help="operations to run (default: short/long mode)")

@@ -33,6 +33,7 @@ class Report:
     artifacts: Path | None = None
 
     def summary(self) -> str:
+        """The lines the entry point prints: figures, faults and the first violations."""
         kinds = ", ".join(f"{FAULT_NAMES[k]} x{self.faults[k]}" for k in FAULT_KINDS)
         results = ", ".join(f"{k} {v}" for k, v in sorted(self.results.items()))
         lines = [
@@ -60,6 +61,7 @@ def write_artifacts(
     work: Path,
     root: Path | None,
 ) -> Path:
+    """Write the run's configuration, faults, operations, violations and logs for a replay."""
     base = root or Path(os.environ.get("TORTURE_ARTIFACTS") or tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix=f"torture-seed{config.seed}-", dir=base))

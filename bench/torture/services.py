@@ -33,6 +33,7 @@ class Services:
         self.problems: list[str] = []
 
     def start(self) -> None:
+        """Start PostgreSQL with a fresh database, esdblite, the proxy and the runner."""
         (self.work / "pg").mkdir(parents=True, exist_ok=True)
         self.pg.start()
         with psycopg.connect(self.pg.url(), autocommit=True) as admin:
@@ -64,6 +65,7 @@ class Services:
         return env
 
     def start_runner(self) -> None:
+        """Start `ledger projections run` in a session of its own: a kill takes all of it."""
         with open(self.work / "runner.log", "ab") as log:
             self.runner = subprocess.Popen(
                 [sys.executable, "-m", "cli.main", "projections", "run"],
@@ -121,6 +123,7 @@ class Services:
             self.start_runner()
 
     def stop(self) -> None:
+        """Stop everything: the runner gently, then the proxy, esdblite and PostgreSQL."""
         if self.runner is not None and self.runner.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.runner.pid, signal.SIGTERM)
@@ -135,6 +138,7 @@ class Services:
 
 
 def log_tail(path: Path, lines: int = 8) -> str:
+    """The last lines of a log file, joined on one line (empty when there is no file)."""
     try:
         return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
