@@ -22,11 +22,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
-from bench.commands_bench import _account, _clock, _commands
 from bench.harness import percentile
+from bench.workload import fixed_clock, open_accounts, run_commands
 from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
@@ -71,11 +73,13 @@ def serve(argv: list[str]) -> int:
         finally:
             groups.append(time.perf_counter() - began)
 
-    server.StreamsService._commit_batch = timed_commit_batch  # type: ignore[method-assign]
-    store.Store._commit_group = timed_commit_group  # type: ignore[method-assign]
     out = Path(os.environ["BENCH_COMMIT_TIMES"])
     atexit.register(lambda: out.write_text(json.dumps({"commits": commits, "groups": groups})))
-    return main(["serve", *argv])
+    with (
+        patch.object(server.StreamsService, "_commit_batch", timed_commit_batch),
+        patch.object(store.Store, "_commit_group", timed_commit_group),
+    ):
+        return main(["serve", *argv])
 
 
 class TimedServer(ServerProcess):
@@ -115,27 +119,29 @@ def profile(n: int) -> None:
         server = TimedServer(Path(tmp) / "data", env={"BENCH_COMMIT_TIMES": str(times)}).start()
         try:
             store = AccountEventStore.connect(server.uri)
-            store.append = _timed(store.append, appends)  # type: ignore[method-assign]
-            store.write_snapshot = _timed(store.write_snapshot, snapshots)  # type: ignore[method-assign]
-            ledger = Ledger(CommandHandler(store), clock=_clock, actor="bench:tail")
-            accounts = [_account() for _ in range(10)]
-            for account in accounts:
-                ledger.open_account(account, "Bench", "EUR")
+            timers = ExitStack()
+            timers.enter_context(patch.object(store, "append", _timed(store.append, appends)))
+            timers.enter_context(
+                patch.object(store, "write_snapshot", _timed(store.write_snapshot, snapshots))
+            )
+            ledger = Ledger(CommandHandler(store), clock=fixed_clock, actor="bench:tail")
+            accounts = open_accounts(ledger, 10)
             gc.callbacks.append(gcs)
             # The commands suite's own workload; each latency arrives after its command ran.
             marks = len(appends), len(snapshots), len(gcs.pauses)
-            for total in _commands(ledger, accounts, n, "tail"):
+            for total in run_commands(ledger, accounts, n, "tail"):
                 append = appends[marks[0]]
                 snapshot = sum(s[2] for s in snapshots[marks[1] :])
                 collected = sum(end - start for start, end, _ in gcs.pauses[marks[2] :])
                 rows.append((total, append, snapshot, collected))
                 marks = len(appends), len(snapshots), len(gcs.pauses)
             gc.callbacks.remove(gcs)
+            timers.close()
             store.close()
         finally:
             server.stop()
         timed = json.loads(times.read_text())
-    commits = [tuple(c) for c in timed["commits"]]
+    commits: list[tuple[float, ...]] = [tuple(c) for c in timed["commits"]]
     ends = [c[0] for c in commits]
 
     def server_time(call: tuple[float, float, float]) -> float:

@@ -14,13 +14,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.harness import Run, percentile
+from bench.workload import NOW, fixed_clock, new_account_id, open_accounts, run_commands
 from esdblite.process import ServerProcess
 from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Withdraw
 from ledger.accounts.decider import State, decide, evolve, initial_state
@@ -37,42 +36,18 @@ LOADS_PER_PROCESS = 5
 # seconds each, so they get one process.
 PROCESSES = 3
 BATCH = 500
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 META = CommandMeta(correlation_id="bench", causation_id="bench", actor="bench:commands")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _clock() -> datetime:
-    return NOW
-
-
-def _account() -> str:
-    return f"bench-{uuid.uuid4().hex}"
-
-
-def _commands(ledger: Ledger, accounts: list[str], n: int, prefix: str) -> Iterator[float]:
-    """Run n deposits and withdrawals round-robin over the accounts; yield each latency (s)."""
-    for i in range(n):
-        account = accounts[i % len(accounts)]
-        start = time.perf_counter()
-        # Each account sees deposit, deposit, withdrawal, ... so it never runs out of funds.
-        if (i // len(accounts)) % 3 == 2:
-            ledger.withdraw(account, "3.00", f"{prefix}-{i}")
-        else:
-            ledger.deposit(account, "5.25", f"{prefix}-{i}")
-        yield time.perf_counter() - start
 
 
 def sequential(results: Run, uri: str, n: int) -> None:
     """Sequential deposits and withdrawals in-process through the Ledger, cache on."""
     store = AccountEventStore.connect(uri)
     try:
-        ledger = Ledger(CommandHandler(store), clock=_clock, actor="bench:commands")
-        accounts = [_account() for _ in range(10)]
-        for account in accounts:
-            ledger.open_account(account, "Bench", "EUR")
+        ledger = Ledger(CommandHandler(store), clock=fixed_clock, actor="bench:commands")
+        accounts = open_accounts(ledger, 10)
         start = time.perf_counter()
-        latencies = list(_commands(ledger, accounts, n, "seq"))
+        latencies = list(run_commands(ledger, accounts, n, "seq"))
         elapsed = time.perf_counter() - start
     finally:
         store.close()
@@ -91,11 +66,12 @@ def concurrent(results: Run, uri: str, n: int) -> None:
     def client(number: int) -> None:
         store = AccountEventStore.connect(uri)
         try:
-            ledger = Ledger(CommandHandler(store), clock=_clock, actor=f"bench:client-{number}")
-            account = _account()
-            ledger.open_account(account, "Bench", "EUR")
+            ledger = Ledger(
+                CommandHandler(store), clock=fixed_clock, actor=f"bench:client-{number}"
+            )
+            accounts = open_accounts(ledger, 1)
             start.wait()
-            for _ in _commands(ledger, [account], per_client, f"c{number}"):
+            for _ in run_commands(ledger, accounts, per_client, f"c{number}"):
                 pass
         except BaseException as exc:
             errors.append(exc)
@@ -144,7 +120,7 @@ def history(account_id: str, events: int) -> tuple[list[AccountEvent], State]:
 
 def write_account(store: AccountEventStore, events: int, *, snapshot: bool) -> State:
     """Append a new account's events in batches at the right revisions (and its snapshot)."""
-    account_id = _account()
+    account_id = new_account_id()
     produced, state = history(account_id, events)
     for first in range(0, len(produced), BATCH):
         store.append(account_id, first - 1, produced[first : first + BATCH], META)

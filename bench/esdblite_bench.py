@@ -128,7 +128,8 @@ def run(results: Run, full: bool) -> None:
                 written = count
                 if written < 1_000_000:
                     fill(client, 1_000_000 - written + 500)
-                rss = psutil.Process(server.proc.pid).memory_info().rss / 2**20  # type: ignore[union-attr]
+                assert server.proc is not None  # started above
+                rss = psutil.Process(server.proc.pid).memory_info().rss / 2**20
                 results.record("esdblite_rss_mb_1m", rss, "after 1M events written and read")
             client.close()
         finally:

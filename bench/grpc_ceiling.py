@@ -32,7 +32,7 @@ def _success(success: Any, revision: int) -> None:
     success.position.prepare_position = revision + 1
 
 
-class NoWorkStreams(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
+class NoWorkStreams(streams_pb2_grpc.StreamsServicer):
     """Acknowledges every append at the next revision without storing anything."""
 
     async def Append(
@@ -69,8 +69,11 @@ class NoWorkStreams(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
 async def _serve() -> None:
     server = grpc.aio.server()
     port = server.add_insecure_port("127.0.0.1:0")
-    streams_pb2_grpc.add_StreamsServicer_to_server(NoWorkStreams(), server)
-    gossip_pb2_grpc.add_GossipServicer_to_server(GossipService("127.0.0.1", port), server)
+    # The generated gRPC registration functions of esdbclient carry no annotations.
+    streams_pb2_grpc.add_StreamsServicer_to_server(NoWorkStreams(), server)  # type: ignore[no-untyped-call]
+    gossip_pb2_grpc.add_GossipServicer_to_server(  # type: ignore[no-untyped-call]
+        GossipService("127.0.0.1", port), server
+    )
     await server.start()
     print(port, flush=True)
     await server.wait_for_termination()

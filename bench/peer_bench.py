@@ -8,7 +8,7 @@ by transaction id) and the same durability: an embedded PostgreSQL started the w
 side starts it (`projections.pgserver.EmbeddedPostgres`: fsync on, synchronous_commit on,
 checked below), in a database of its own.
 
-Figures: `peer_commands_per_s` (the command schedule of `commands_bench`, the same code) and
+Figures: `peer_commands_per_s` (the command schedule of `bench.workload`, the same code) and
 `peer_projection_events_per_s` (a projection catching up from scratch over N events).
 """
 
@@ -19,7 +19,7 @@ import time
 import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import psycopg
@@ -32,9 +32,8 @@ from eventsourcing.projection import Projection, ProjectionRunner
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
-from bench.commands_bench import _commands
 from bench.harness import Run, percentile
-from ledger.service import Ledger
+from bench.workload import open_accounts, run_commands
 from projections.pgserver import EmbeddedPostgres
 
 ACCOUNTS = 10
@@ -52,7 +51,8 @@ def cents(amount: str) -> int:
         value = Decimal(amount)
     except InvalidOperation as exc:
         raise PeerRefused(f"not an amount: {amount!r}") from exc
-    if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+    exponent = value.as_tuple().exponent  # a letter for NaN and infinities
+    if value <= 0 or isinstance(exponent, str) or exponent < -2:
         raise PeerRefused(f"not a positive amount with two decimals: {amount!r}")
     return int(value * 100)
 
@@ -178,6 +178,7 @@ class PeerBalances(Projection[PeerBalancesView]):
     """The projection the runner feeds: one balance row per account."""
 
     name = "peerbalances"
+    # eventsourcing's @event makes PeerAccount.Opened etc. at run time: mypy cannot see them.
     topics = (
         get_topic(PeerAccount.Opened),  # type: ignore[attr-defined]
         get_topic(PeerAccount.Deposited),  # type: ignore[attr-defined]
@@ -227,12 +228,18 @@ def peer_env(port: int, dbname: str) -> dict[str, str]:
     }
 
 
+def _show(conn: psycopg.Connection[Any], name: str) -> str:
+    """A server setting as SHOW prints it (SHOW always returns one row)."""
+    row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def check_durability(url: str) -> str:
     """The server settings that make a commit durable; refuse to measure without them."""
     with psycopg.connect(url) as conn:
         settings = {
-            name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]  # type: ignore[index]
-            for name in ("fsync", "synchronous_commit", "wal_sync_method")
+            name: _show(conn, name) for name in ("fsync", "synchronous_commit", "wal_sync_method")
         }
     if settings["fsync"] != "on" or settings["synchronous_commit"] != "on":
         raise RuntimeError(f"the peer's PostgreSQL is not durable: {settings}")
@@ -240,13 +247,10 @@ def check_durability(url: str) -> str:
 
 
 def commands(results: Run, bank: PeerBank, n: int, durability: str) -> None:
-    """Sequential deposits and withdrawals: the schedule and timing of commands_bench."""
-    accounts = [f"bench-{uuid.uuid4().hex}" for _ in range(ACCOUNTS)]
-    for account in accounts:
-        bank.open_account(account, "Bench", "EUR")
+    """Sequential deposits and withdrawals: the schedule and timing of the commands suite."""
+    accounts = open_accounts(bank, ACCOUNTS)
     start = time.perf_counter()
-    # _commands calls .deposit/.withdraw(account, amount, transaction_id): the peer has both.
-    latencies = list(_commands(cast(Ledger, bank), accounts, n, "seq"))
+    latencies = list(run_commands(bank, accounts, n, "seq"))
     elapsed = time.perf_counter() - start
     # The rules held: each account's balance is what the schedule implies.
     per_account = n // ACCOUNTS

@@ -4,7 +4,7 @@
 - load time of accounts of 10 events up to 10k (full mode: 100k), each by a fresh process,
   through its snapshot and by full replay (commands_bench.write_account and timed_load);
 - the latency of every command of a sequential deposit/withdrawal run through Ledger
-  (commands_bench's schedule);
+  (the schedule of bench.workload, which the commands suite runs too);
 - a projections rebuild (projections.rebuild.rebuild) over every account event written,
   sampled by its on_progress callback after each batch: (seconds since start, events).
 
@@ -19,12 +19,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
-from bench.commands_bench import _account, _clock, _commands, timed_load, write_account
+from bench.commands_bench import timed_load, write_account
 from bench.harness import Run, percentile
+from bench.workload import fixed_clock, open_accounts, run_commands
 from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
@@ -42,11 +42,9 @@ WINDOW_S = 0.5  # throughput is events over the last WINDOW_S seconds
 
 def command_latencies(run: Run, store: AccountEventStore, n: int) -> None:
     """Every latency of n sequential commands through Ledger (cache on), in ms."""
-    ledger = Ledger(CommandHandler(store), clock=_clock, actor="bench:plots")
-    accounts = [_account() for _ in range(10)]
-    for account in accounts:
-        ledger.open_account(account, "Bench", "EUR")
-    run.series["command_latencies_ms"] = [s * 1000 for s in _commands(ledger, accounts, n, "p")]
+    ledger = Ledger(CommandHandler(store), clock=fixed_clock, actor="bench:plots")
+    accounts = open_accounts(ledger, 10)
+    run.series["command_latencies_ms"] = [s * 1000 for s in run_commands(ledger, accounts, n, "p")]
 
 
 def load_series(run: Run, store: AccountEventStore, uri: str, lengths: Sequence[int]) -> int:
@@ -116,16 +114,11 @@ def run(results: Run, full: bool) -> None:
             server.stop()
 
 
-# --- drawing ---------------------------------------------------------------------------------
-
-
-def _pyplot() -> Any:
+def _draw_to_files() -> None:
+    """Select the file-only Agg backend; pyplot is imported after this, never before."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def throughput(samples: Sequence[tuple[float, int]]) -> tuple[list[float], list[float]]:
@@ -144,7 +137,9 @@ def throughput(samples: Sequence[tuple[float, int]]) -> tuple[list[float], list[
 
 
 def draw_loads(run: Run, points: list[tuple[int, float, float]]) -> None:
-    plt = _pyplot()
+    _draw_to_files()
+    import matplotlib.pyplot as plt
+
     lengths = [p[0] for p in points]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ax.plot(lengths, [p[2] for p in points], "o-", label="full replay (no snapshot)")
@@ -169,7 +164,9 @@ def draw_loads(run: Run, points: list[tuple[int, float, float]]) -> None:
 
 
 def draw_rebuild(run: Run) -> None:
-    plt = _pyplot()
+    _draw_to_files()
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     parts = []
     top = 1.0
@@ -204,7 +201,8 @@ def draw_rebuild(run: Run) -> None:
 
 
 def draw_latencies(run: Run) -> None:
-    plt = _pyplot()
+    _draw_to_files()
+    import matplotlib.pyplot as plt
     import numpy as np
 
     series = [

@@ -17,17 +17,17 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 from esdbclient import EventStoreDBClient, RecordedEvent
 from esdbclient.events import CaughtUp
 
 from bench.harness import Run, percentile
+from bench.workload import NOW, fixed_clock, new_account_id
 from esdblite.process import ServerProcess
 from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountEvent, AccountOpened, MoneyDeposited
@@ -37,6 +37,7 @@ from ledger.service import Ledger
 from ledger.writemodel import write_model_fold
 from projections.consistency import wait_for_position
 from projections.db import connect, migrate
+from projections.names import PROJECTION_NAMES
 from projections.pgserver import EmbeddedPostgres
 from projections.rebuild import rebuild
 from projections.runner import ACCOUNT_FILTER, Runner
@@ -46,7 +47,6 @@ BATCH = 500  # events per append
 REBUILD_BATCH = 1000  # rebuild()'s default batch, also the raw subscription's window
 COMMANDS_PER_S = 200
 SAMPLE_EVERY = 4  # commands whose lag is measured
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 META = CommandMeta(correlation_id="bench", causation_id="bench", actor="bench:projections")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ def fill(uri: str, total: int) -> int:
     """Write `total` account events over ACCOUNTS accounts, round-robin in batches of BATCH."""
     store = AccountEventStore.connect(uri)
     try:
-        accounts = [f"bench-{uuid.uuid4().hex}" for _ in range(ACCOUNTS)]
+        accounts = [new_account_id() for _ in range(ACCOUNTS)]
         pending = [(acc, account_chunks(acc, total // ACCOUNTS), -1) for acc in accounts]
         while pending:
             still = []
@@ -202,8 +202,8 @@ def live_lag(database_url: str, uri: str, seconds: float) -> tuple[list[float], 
             if time.monotonic() > deadline or runner.poll() is not None:
                 raise RuntimeError("the live runner did not start")
             time.sleep(0.05)
-        ledger = Ledger(CommandHandler(store), clock=lambda: NOW, actor="bench:projections")
-        accounts = [f"live-{uuid.uuid4().hex}" for _ in range(20)]
+        ledger = Ledger(CommandHandler(store), clock=fixed_clock, actor="bench:projections")
+        accounts = [new_account_id("live") for _ in range(20)]
         for account in accounts:
             ledger.open_account(account, "Bench", "EUR")
         measurer.start()
@@ -234,11 +234,11 @@ def live_lag(database_url: str, uri: str, seconds: float) -> tuple[list[float], 
     return lags, rate
 
 
-def _runner_is_live(conn: Any, pid: int) -> bool:
+def _runner_is_live(conn: psycopg.Connection[Any], pid: int) -> bool:
     row = conn.execute(
         "SELECT count(*) FROM projection_status WHERE runner_pid = %s AND caught_up", (pid,)
     ).fetchone()
-    return bool(row and row[0] == 3)
+    return bool(row and row[0] == len(PROJECTION_NAMES))
 
 
 def run(results: Run, full: bool) -> None:

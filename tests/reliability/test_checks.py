@@ -8,14 +8,9 @@ from typing import Any
 
 import pytest
 
-from bench.torture import (
-    ReadModels,
-    StreamEvent,
-    check_commands,
-    check_read_models,
-    check_streams,
-    unknown_outcomes,
-)
+from bench.torture.checks import check_commands, check_streams, unknown_outcomes
+from bench.torture.model_checks import check_read_models
+from bench.torture.reading import ReadModels, StreamEvent
 from ledger.accounts.events import AccountOpened, Posting
 from tests.reliability.conftest import StreamBuilder
 

@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from bench import torture
-from bench.torture import CUT, ESDB, LONG_OPS, RUNNER, Config, fault_schedule
+from bench.torture.schedule import CUT, ESDB, LONG_OPS, RUNNER, Config, fault_schedule
+from bench.torture.session import run
 
 
 def test_the_fault_schedule_follows_from_the_seed_and_kills_each_service_twice() -> None:
@@ -46,7 +46,7 @@ def test_money_is_never_created_lost_doubled_or_overdrawn_while_services_are_kil
     config = Config(seed=int(os.environ.get("TORTURE_SEED") or Config().seed))
     artifacts = tmp_path_factory.mktemp("torture-artifacts")
 
-    report = torture.run(config, artifacts_root=artifacts)
+    report = run(config, artifacts_root=artifacts)
 
     with capsys.disabled():
         print("\n" + report.summary())
