@@ -123,7 +123,12 @@ def write_account(store: AccountEventStore, events: int, *, snapshot: bool) -> S
     account_id = new_account_id()
     produced, state = history(account_id, events)
     for first in range(0, len(produced), BATCH):
-        store.append(account_id, first - 1, produced[first : first + BATCH], META)
+        store.append(
+            account_id,
+            expected_revision=first - 1,
+            events=produced[first : first + BATCH],
+            meta=META,
+        )
     if snapshot:
         store.write_snapshot(account_id, state_to_snapshot(state))
     return state

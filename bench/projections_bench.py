@@ -92,7 +92,7 @@ def fill(uri: str, total: int) -> int:
                 chunk = next(chunks, None)
                 if chunk is None:
                     continue
-                store.append(account_id, revision, chunk, META)
+                store.append(account_id, expected_revision=revision, events=chunk, meta=META)
                 still.append((account_id, chunks, revision + len(chunk)))
             pending = still
         return store.commit_position()
