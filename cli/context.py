@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from cli.stack import LocalStack
     from ledger.service import Ledger
+    from projections.statement_view import BalanceRow
 
 
 @dataclass
@@ -80,6 +81,26 @@ def read_conn(obj: Context) -> psycopg.Connection[Any]:
     conn = connect(database_url(obj))
     migrate(conn)
     return conn
+
+
+def projected_account(
+    obj: Context, conn: psycopg.Connection[Any], account: str, min_revision: int | None
+) -> tuple[BalanceRow, bool]:
+    """The account's row in the balance projection, once it has `min_revision` (if given),
+    and whether waiting for it timed out; an account the projection lacks is an error."""
+    from ledger.errors import AccountNotFoundError, WaitTimeoutError
+    from projections.consistency import wait_for_revision
+    from projections.queries import get_balance
+
+    timed_out = min_revision is not None and not wait_for_revision(
+        conn, account, min_revision, timeout=obj.settings.wait_timeout
+    )
+    row = get_balance(conn, account)
+    if row is None:
+        if timed_out:
+            raise WaitTimeoutError(f"account {account} has not reached the projection yet")
+        raise AccountNotFoundError(account)
+    return row, timed_out
 
 
 def make_ledger(obj: Context) -> Ledger:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from cli.context import Context, make_ledger, read_conn
+from cli.context import Context, make_ledger, projected_account, read_conn
 from cli.render import money
 
 if TYPE_CHECKING:
@@ -23,19 +23,10 @@ def projected_statement(
     min_revision: int | None,
 ) -> tuple[Statement, bool]:
     """The statement from the projections, and whether waiting for `min_revision` timed out."""
-    from ledger.errors import AccountNotFoundError, WaitTimeoutError
-    from projections.consistency import wait_for_revision
-    from projections.queries import get_balance, statement
+    from projections.queries import statement
 
     with read_conn(obj) as conn:
-        timed_out = min_revision is not None and not wait_for_revision(
-            conn, account, min_revision, timeout=obj.settings.wait_timeout
-        )
-        row = get_balance(conn, account)
-        if row is None:
-            if timed_out:
-                raise WaitTimeoutError(f"account {account} has not reached the projection yet")
-            raise AccountNotFoundError(account)
+        row, timed_out = projected_account(obj, conn, account, min_revision)
         return statement(conn, row, start=first, end=last, limit=limit), timed_out
 
 

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.context import Context, context, make_ledger, read_conn, write_model_fold
+from cli.context import (
+    Context,
+    context,
+    make_ledger,
+    projected_account,
+    read_conn,
+    write_model_fold,
+)
 from cli.errors import ExitCode, fail, handled
 from cli.options import JsonOpt
 from cli.render import money
@@ -109,22 +116,10 @@ def balance(
             }
             _show_balance(obj, doc)
             return
-        from projections.consistency import wait_for_revision
-        from projections.queries import balance_as_of, get_balance
+        from projections.queries import balance_as_of
 
         with read_conn(obj) as conn:
-            timed_out = False
-            if min_revision is not None:
-                timed_out = not wait_for_revision(
-                    conn, account, min_revision, timeout=obj.settings.wait_timeout
-                )
-            row = get_balance(conn, account)
-            if row is None:
-                from ledger.errors import AccountNotFoundError
-
-                if timed_out:
-                    raise WaitTimeoutError(f"account {account} has not reached the projection yet")
-                raise AccountNotFoundError(account)
+            row, timed_out = projected_account(obj, conn, account, min_revision)
             amount, revision = row.balance, row.last_revision
             if day is not None or position is not None:
                 amount, posted = balance_as_of(conn, account, day=day, position=position)
