@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
+from cli.commands.projections import rebuild_with_progress
+from cli.context import Context, make_ledger, read_conn, write_model_fold
+from cli.errors import ExitCode, fail
+from cli.render import money
+from cli.statements import show_statement
 from ledger.errors import InsufficientFundsError
 
 
-def run_demo(obj: Any, ctx: Any) -> None:
+def run_demo(obj: Context) -> None:
     """Open accounts, post, get refused, retry, reverse, report, rebuild, verify."""
-    from cli import main as cli
     from projections.consistency import wait_for_position
+    from projections.names import PROJECTION_NAMES
     from projections.queries import get_balance, statement
     from projections.verify import verify
 
@@ -23,14 +27,14 @@ def run_demo(obj: Any, ctx: Any) -> None:
         out.line("")
         out.line(f"▶ {text}")
 
-    ledger = cli.make_ledger(obj)
+    ledger = make_ledger(obj)
     say(f"Opening two accounts: {alice} (EUR, overdraft 50.00) and {bob} (EUR).")
     ledger.open_account(alice, "Alice Example", "EUR", "50.00")
     ledger.open_account(bob, "Bob Example", "EUR")
 
     say(f"Depositing 100.00 into {alice} with transaction id salary-{run}.")
     o = ledger.deposit(alice, "100.00", f"salary-{run}", "November salary")
-    out.line(f"  balance {cli.money(o.balance, 'EUR')} EUR at revision {o.revision}")
+    out.line(f"  balance {money(o.balance, 'EUR')} EUR at revision {o.revision}")
 
     say(f"Withdrawing 200.00 from {alice}: more than balance + overdraft, so it is refused.")
     try:
@@ -48,30 +52,30 @@ def run_demo(obj: Any, ctx: Any) -> None:
     ledger.deposit(bob, "25.50", f"gift-{run}", "Gift")
 
     say("Waiting until the projections include the last write (read-your-writes).")
-    with cli.read_conn(obj) as conn:
+    with read_conn(obj) as conn:
         caught = wait_for_position(conn, reversal.commit_position, timeout=30)
         out.line(f"  projections caught up: {caught}")
         for account in (alice, bob):
             row = get_balance(conn, account)
             if row is not None:
-                out.line(f"  {account}: {cli.money(row.balance, row.currency)} {row.currency}")
+                out.line(f"  {account}: {money(row.balance, row.currency)} {row.currency}")
         row = get_balance(conn, alice)
         if row is not None:
             say(f"The statement of {alice} (from the statements projection).")
-            cli._show_statement(obj, statement(conn, row), "table", False)
+            show_statement(obj, statement(conn, row), "table", False)
 
     say("Rebuilding every projection blue/green from the start of the log.")
-    report = cli._rebuild(obj, ["balances", "statements", "daily_totals"], discard=True)
+    report = rebuild_with_progress(obj, list(PROJECTION_NAMES), discard=True)
     out.line(
         f"  {report.events} events at {report.events_per_s:,.0f}/s, verified against the write "
         f"model and swapped in; differing rows: {sum(report.differences.values())}"
     )
 
     say("Verifying every invariant of the read models.")
-    with cli.read_conn(obj) as conn:
-        violations = verify(conn, cli._fold(obj))
+    with read_conn(obj) as conn:
+        violations = verify(conn, write_model_fold(obj))
     out.line("  every invariant holds." if not violations else f"  {len(violations)} violations!")
     if violations:
-        cli.fail(f"verify found {len(violations)} violations", 5)
+        fail(f"verify found {len(violations)} violations", ExitCode.CHECK_FAILED)
     out.line("")
     out.line("Done. Try: ledger accounts · ledger statement " + alice + " · ledger status")

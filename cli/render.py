@@ -1,4 +1,4 @@
-"""Output: JSON and CSV straight to stdout; tables and notes through rich; user text as-is."""
+"""Output: JSON and CSV to stdout, tables and notes through rich, amounts as decimal text."""
 
 from __future__ import annotations
 
@@ -100,3 +100,17 @@ class Output:
                 ]
             )
         sys.stdout.flush()
+
+
+def money(minor: int, currency: str) -> str:
+    """Minor units as a decimal string with the currency's decimals."""
+    from ledger.money import format_minor_units
+
+    return format_minor_units(minor, currency)
+
+
+def as_decimal(text: str, currency: str) -> str:
+    """A user's (already accepted) amount with the currency's decimals: "70" -> "70.00"."""
+    from ledger.money import to_minor_units
+
+    return money(to_minor_units(text, currency, allow_zero=True), currency)

@@ -116,8 +116,6 @@ class LocalStack:
         self.logs = home / "logs"
         self.state_file = home / "stack.json"
 
-    # ----- layout
-
     def ensure_home(self) -> None:
         """Create the home with 0700 permissions (and its logs folder)."""
         self.home.mkdir(parents=True, exist_ok=True)
@@ -183,8 +181,6 @@ class LocalStack:
             owner_dir=self.home,
         )
 
-    # ----- addresses
-
     def eventstore_uri(self) -> str:
         """The esdb:// URI of the local esdblite."""
         return f"esdb://localhost:{self.ports().get('eventstore', 2113)}?Tls=false"
@@ -192,8 +188,6 @@ class LocalStack:
     def database_url(self) -> str:
         """The URL of the local PostgreSQL database."""
         return f"postgresql://postgres@127.0.0.1:{self.ports().get('postgres', 5433)}/postgres"
-
-    # ----- status
 
     def status(self) -> list[ServiceState]:
         """Each service: running, stopped (cleanly) or crashed (with how it ended)."""
@@ -233,8 +227,6 @@ class LocalStack:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
-
-    # ----- start and stop
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:

@@ -1,8 +1,6 @@
-"""The ledger's exceptions, each with the process exit code the CLI maps it to."""
+"""The ledger's exceptions (the CLI maps each kind to a process exit code)."""
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 from ledger.currency import format_amount
 
@@ -10,15 +8,12 @@ from ledger.currency import format_amount
 class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
 
-    exit_code: ClassVar[int] = 70
-
 
 class InvalidInputError(LedgerError, ValueError):
     """The input is malformed (syntax, limits, decimals, unknown currency); nothing was tried."""
 
     # Subclassing ValueError lets pydantic validators raise it directly: pydantic wraps a
     # ValueError into a ValidationError, so one set of checks serves models and the decider.
-    exit_code: ClassVar[int] = 2
 
 
 class CorruptEventError(LedgerError):
@@ -28,31 +23,21 @@ class CorruptEventError(LedgerError):
 class ServiceUnavailableError(LedgerError):
     """The event store or database cannot be reached; the command may be retried later."""
 
-    exit_code: ClassVar[int] = 3
-
 
 class WaitTimeoutError(LedgerError):
     """The read side did not reach the awaited position in time."""
-
-    exit_code: ClassVar[int] = 4
 
 
 class CheckFailedError(LedgerError):
     """A consistency check found a difference between the write and the read side."""
 
-    exit_code: ClassVar[int] = 5
-
 
 class ConcurrencyConflictError(LedgerError):
     """The stream kept changing under us and the retries ran out; it is safe to retry."""
 
-    exit_code: ClassVar[int] = 6
-
 
 class BusinessRuleError(LedgerError):
     """The command is well formed but the account's rules refuse it."""
-
-    exit_code: ClassVar[int] = 1
 
 
 class AccountNotFoundError(BusinessRuleError):

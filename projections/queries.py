@@ -3,58 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
 
+from projections.statement_view import BalanceRow, PostingRow, Statement, build_statement
 
-@dataclass(frozen=True)
-class BalanceRow:
-    """An account as the balance projection has it."""
-
-    account_id: str
-    owner: str
-    currency: str
-    balance: int
-    overdraft_limit: int
-    status: str
-    last_revision: int
-    last_position: int
-    updated_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class PostingRow:
-    """One statement line."""
-
-    account_id: str
-    revision: int
-    position: int
-    transaction_id: str
-    kind: str
-    amount: int
-    balance_after: int
-    description: str
-    occurred_at: dt.datetime
-
-    @property
-    def balance_before(self) -> int:
-        """The balance just before this posting (amounts are signed)."""
-        return self.balance_after - self.amount
-
-
-@dataclass(frozen=True)
-class Statement:
-    """The postings of a period with the balances before and after it."""
-
-    account: BalanceRow
-    start: dt.date | None
-    end: dt.date | None
-    opening_balance: int
-    closing_balance: int
-    postings: list[PostingRow]
+__all__ = [
+    "BalanceRow",
+    "PostingRow",
+    "Statement",
+    "balance_as_of",
+    "get_balance",
+    "list_accounts",
+    "statement",
+]
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -129,14 +93,19 @@ def statement(
             params,
         ).fetchall()
     postings = list(reversed(rows))
-    opening = 0
-    if limit is not None and len(postings) == limit:
-        # The limit may have cut the period: the statement opens just before its first line,
-        # so that opening + the amounts shown = closing.
-        opening = postings[0].balance_before
-    elif start is not None:
-        opening, _ = balance_as_of(conn, account.account_id, day=start - dt.timedelta(days=1))
-    closing = account.balance
-    if end is not None:
-        closing, _ = balance_as_of(conn, account.account_id, day=end)
-    return Statement(account, start, end, opening, closing, postings)
+    if start is not None and (limit is None or len(postings) < limit):
+        # The statement opens at the balance of the period's eve: the last posting before it.
+        postings[:0] = _last_posting_before(conn, account.account_id, start)
+    return build_statement(account, postings, start=start, end=end, limit=limit)
+
+
+def _last_posting_before(
+    conn: psycopg.Connection[Any], account_id: str, day: dt.date
+) -> list[PostingRow]:
+    with conn.cursor(row_factory=class_row(PostingRow)) as cur:
+        return cur.execute(
+            "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
+            " description, occurred_at FROM account_statements WHERE account_id = %s"
+            " AND occurred_at < %s ORDER BY revision DESC LIMIT 1",
+            (account_id, _day_start(day)),
+        ).fetchall()

@@ -1,0 +1,1 @@
+"""The command groups of `ledger`, one module each, joined in cli.main."""

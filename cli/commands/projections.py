@@ -1,0 +1,228 @@
+"""`ledger projections status|run|rebuild|replay-parked`: operations on the read models."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.context import (
+    Context,
+    context,
+    database_url,
+    eventstore_uri,
+    local_stack,
+    make_ledger,
+    read_conn,
+    write_model_fold,
+)
+from cli.errors import ExitCode, confirm, fail, handled
+from cli.options import JsonOpt, YesOpt
+
+if TYPE_CHECKING:
+    from projections.rebuild import RebuildReport
+
+app = typer.Typer(
+    help="Read-model operations: status, run, rebuild, replay parked events.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+)
+
+
+@app.command("status")
+def projections_status(
+    ctx: typer.Context,
+    health: Annotated[
+        bool, typer.Option("--health", help="Exit 5 when lag is over --max-lag.")
+    ] = False,
+    max_lag: Annotated[int, typer.Option("--max-lag", min=0, help="Events (with --health).")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """Checkpoint, head, lag in events and seconds, caught-up, parked — from PostgreSQL only."""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from projections.status import read_status
+
+        with read_conn(obj) as conn:
+            statuses = read_status(conn)
+        docs = [
+            {**s.__dict__, "updated_at": s.updated_at.isoformat() if s.updated_at else None}
+            for s in statuses
+        ]
+        if obj.output.json_mode:
+            obj.output.json(docs)
+        else:
+            obj.output.table(
+                "Projections",
+                [
+                    ("projection", "left"),
+                    ("checkpoint", "right"),
+                    ("head", "right"),
+                    ("lag events", "right"),
+                    ("lag s", "right"),
+                    ("caught up", "left"),
+                    ("parked", "right"),
+                ],
+                [
+                    [
+                        s.projection,
+                        str(s.checkpoint),
+                        str(s.head_position),
+                        f"{s.lag_events}{'+' if s.lag_capped else ''}",
+                        f"{s.lag_seconds:.1f}",
+                        "yes" if s.caught_up else "no",
+                        str(s.parked),
+                    ]
+                    for s in statuses
+                ],
+            )
+        if health and not all(s.healthy(max_lag) for s in statuses):
+            fail(
+                f"unhealthy: a projection lags more than {max_lag} events or has parked events",
+                ExitCode.CHECK_FAILED,
+            )
+
+
+@app.command("run")
+def projections_run(ctx: typer.Context) -> None:
+    """Run the projection runner in the foreground until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    obj = context(ctx)
+    with handled(obj):
+        from projections.runner import Runner
+
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        if obj.settings.embedded:
+            stack = local_stack(obj)
+            esdb, db = stack.eventstore_uri(), stack.database_url()
+        else:
+            esdb, db = eventstore_uri(obj), database_url(obj)
+        Runner(db, esdb, stop=stop).run()
+
+
+@app.command("rebuild")
+def projections_rebuild(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="balances, statements or daily_totals.")
+    ] = None,
+    discard: Annotated[
+        bool, typer.Option("--discard", help="Drop an interrupted rebuild first.")
+    ] = False,
+    yes: YesOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rebuild read models blue/green: queries keep answering; verified before the swap."""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from projections.names import PROJECTION_NAMES
+
+        if name is not None and name not in PROJECTION_NAMES:
+            fail(f"unknown projection {name!r}; choose from {', '.join(PROJECTION_NAMES)}")
+        names = [name] if name else list(PROJECTION_NAMES)
+        confirm(obj, f"Rebuild {', '.join(names)} from the start of the log?", yes)
+        report = rebuild_with_progress(obj, names, discard)
+        doc = {
+            "projections": report.projections,
+            "events": report.events,
+            "seconds": round(report.seconds, 3),
+            "events_per_s": round(report.events_per_s, 1),
+            "swapped_at": report.swapped_at,
+            "resumed": report.resumed,
+            "differences_from_live": report.differences,
+        }
+        if obj.output.json_mode:
+            obj.output.json(doc)
+        else:
+            diffs = ", ".join(f"{t}: {n}" for t, n in report.differences.items())
+            obj.output.line(
+                f"Rebuilt {', '.join(names)}: {report.events} events in {report.seconds:.1f}s "
+                f"({report.events_per_s:,.0f}/s), verified and swapped in at position "
+                f"{report.swapped_at}. Rows that differed from the old tables: {diffs}."
+            )
+
+
+def rebuild_with_progress(obj: Context, names: list[str], discard: bool) -> RebuildReport:
+    """Rebuild the named projections blue/green, with a progress bar on a terminal."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from projections.rebuild import rebuild
+    from projections.runner import Progress as RunnerProgress
+
+    fold = write_model_fold(obj)
+    esdb, db = eventstore_uri(obj), database_url(obj)
+    head = make_ledger(obj).handler.store.commit_position() or 1
+    show = sys.stderr.isatty() and not obj.output.json_mode
+    with Progress(
+        TextColumn("rebuilding"),
+        BarColumn(),
+        TextColumn("{task.fields[events]} events · {task.fields[rate]}/s"),
+        TimeRemainingColumn(),
+        console=obj.output.err,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task("rebuild", total=head, events=0, rate=0)
+
+        def progress(p: RunnerProgress) -> None:
+            elapsed = max(time.monotonic() - p.started, 1e-6)
+            # Positions are byte offsets in the log, so their fraction is a fair ETA basis.
+            bar.update(
+                task,
+                completed=min(p.position, head),
+                events=p.events,
+                rate=f"{p.events / elapsed:,.0f}",
+            )
+
+        report = rebuild(
+            db, esdb, fold, projections=names, discard_previous=discard, on_progress=progress
+        )
+    if not show:
+        obj.output.note(f"rebuild: {report.events} events at {report.events_per_s:,.0f}/s")
+    return report
+
+
+@app.command("replay-parked")
+def projections_replay_parked(
+    ctx: typer.Context,
+    account: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
+    yes: YesOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply parked events again, in order, after a fix; the account then flows again."""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from ledger.accounts.ids import check_account_id
+        from projections.parked import list_parked, replay_parked
+
+        if account is not None:
+            check_account_id(account)
+        with read_conn(obj) as conn:
+            parked = list_parked(conn, account)
+            if not parked:
+                obj.output.note("nothing is parked")
+                if obj.output.json_mode:
+                    obj.output.json({"replayed": 0, "still_parked": 0})
+                return
+            confirm(obj, f"Replay {len(parked)} parked events?", yes)
+            replay_parked(conn, account)
+            still = list_parked(conn, account)
+        if obj.output.json_mode:
+            obj.output.json({"replayed": len(parked) - len(still), "still_parked": len(still)})
+        else:
+            obj.output.line(f"Replayed parked events; {len(still)} are still parked.")
+        if still:
+            fail(
+                f"{len(still)} events are still parked (see `ledger projections status`)",
+                ExitCode.CHECK_FAILED,
+            )

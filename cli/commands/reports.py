@@ -1,0 +1,271 @@
+"""Report commands: balance, statement, accounts, verify."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.context import (
+    Context,
+    context,
+    make_ledger,
+    projected_account,
+    read_conn,
+    write_model_fold,
+)
+from cli.errors import ExitCode, fail, handled
+from cli.options import JsonOpt
+from cli.render import money
+from cli.statements import (
+    STATEMENT_FORMATS,
+    consistent_statement,
+    projected_statement,
+    show_statement,
+)
+from ledger.errors import WaitTimeoutError
+
+if TYPE_CHECKING:
+    import psycopg
+
+app = typer.Typer()
+
+PANEL = "Reports"
+
+
+def _parse_as_of(value: str) -> tuple[dt.date | None, int | None]:
+    if value.isascii() and value.isdigit():
+        return None, int(value)
+    try:
+        return dt.date.fromisoformat(value), None
+    except ValueError:
+        fail(f"--as-of takes a date (2026-11-26) or a commit position (digits), not {value!r}")
+
+
+def _parse_day(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        fail(f"{name} takes an ISO date such as 2026-11-26, not {value!r}")
+
+
+def _lag_note(obj: Context, conn: psycopg.Connection[Any], projection: str) -> None:
+    from projections.status import read_status
+
+    for status in read_status(conn):
+        if status.projection == projection and (status.lag_events or status.lag_capped):
+            more = "+" if status.lag_capped else ""
+            when = status.updated_at.isoformat(timespec="seconds") if status.updated_at else "?"
+            obj.output.note(
+                f"note: the {projection} projection is {status.lag_events}{more} events "
+                f"({status.lag_seconds:.1f}s) behind, as of {when}; use --consistent for the "
+                "write model"
+            )
+
+
+def _show_balance(obj: Context, doc: dict[str, Any]) -> None:
+    if obj.output.json_mode:
+        obj.output.json(doc)
+    else:
+        where = "write model" if doc["consistent"] else "projection"
+        when = f" as of {doc['as_of']}" if "as_of" in doc else ""
+        obj.output.line(
+            f"{doc['account_id']}: {doc['balance']} {doc['currency']}{when} "
+            f"(revision {doc['revision']}, {where})"
+        )
+
+
+@app.command(rich_help_panel=PANEL)
+def balance(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Argument(help="Account id.")],
+    consistent: Annotated[
+        bool, typer.Option("--consistent", help="Fold the write model instead (always current).")
+    ] = False,
+    min_revision: Annotated[
+        int | None,
+        typer.Option("--min-revision", help="Wait until the projection has this revision.", min=0),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="A date (end of that UTC day) or a position.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a balance (from the projection unless --consistent). Example: ledger balance alice"""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from ledger.accounts.ids import check_account_id
+
+        check_account_id(account)
+        if consistent and min_revision is not None:
+            fail("use either --consistent or --min-revision, not both")
+        day, position = _parse_as_of(as_of) if as_of else (None, None)
+        if consistent:
+            if as_of:
+                fail("--as-of reads the projection; it cannot be combined with --consistent")
+            state = make_ledger(obj).account(account)
+            doc = {
+                "account_id": account,
+                "balance": money(state.balance, state.currency),
+                "currency": state.currency,
+                "revision": state.revision,
+                "consistent": True,
+            }
+            _show_balance(obj, doc)
+            return
+        from projections.queries import balance_as_of
+
+        with read_conn(obj) as conn:
+            row, timed_out = projected_account(obj, conn, account, min_revision)
+            amount, revision = row.balance, row.last_revision
+            if day is not None or position is not None:
+                amount, posted = balance_as_of(conn, account, day=day, position=position)
+                revision = posted if posted is not None else -1
+            doc = {
+                "account_id": account,
+                "balance": money(amount, row.currency),
+                "currency": row.currency,
+                "revision": revision,
+                "consistent": False,
+            }
+            if as_of:
+                doc["as_of"] = as_of
+            _show_balance(obj, doc)
+            if not timed_out:
+                _lag_note(obj, conn, "balances")
+        if timed_out:
+            raise WaitTimeoutError(
+                f"the balance projection did not reach revision {min_revision} of {account} "
+                f"within {obj.settings.wait_timeout:g}s"
+            )
+
+
+@app.command(rich_help_panel=PANEL)
+def statement(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Argument(help="Account id.")],
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day, inclusive (ISO date, UTC).")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Last day, inclusive (ISO date, UTC); today with --from alone."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Keep the most recent N postings.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    consistent: Annotated[
+        bool, typer.Option("--consistent", help="Read the write model instead.")
+    ] = False,
+    min_revision: Annotated[
+        int | None, typer.Option("--min-revision", min=0, help="Wait for this revision first.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Postings of a period with opening and closing balances. Example: ledger statement alice"""
+    if json_out:
+        fmt = "json"
+    obj = context(ctx, fmt == "json")
+    with handled(obj):
+        from ledger.accounts.ids import check_account_id
+
+        check_account_id(account)
+        if fmt not in STATEMENT_FORMATS:
+            fail(f"--format is table, json or csv, not {fmt!r}")
+        if consistent and min_revision is not None:
+            fail("use either --consistent or --min-revision, not both")
+        first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
+        if first and last and first > last:
+            fail(f"--from {first} is after --to {last}")
+        if first is not None and last is None:
+            # The period is resolved against "today" (LEDGER_NOW / --now fixes it) and echoed.
+            last = max(first, obj.settings.clock().date())
+        timed_out = False
+        if consistent:
+            st = consistent_statement(obj, account, first, last, limit)
+        else:
+            st, timed_out = projected_statement(obj, account, first, last, limit, min_revision)
+        show_statement(obj, st, fmt, first is not None or last is not None)
+        if timed_out:
+            # Like `balance`: what the projection has is on stdout, and the exit code says
+            # that it may not include the awaited revision yet.
+            raise WaitTimeoutError(
+                f"the projections did not reach revision {min_revision} of {account} "
+                f"within {obj.settings.wait_timeout:g}s; what it had is shown"
+            )
+
+
+@app.command(rich_help_panel=PANEL)
+def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """List every account with its balance. Example: ledger accounts --json"""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from projections.queries import list_accounts
+
+        with read_conn(obj) as conn:
+            rows = list_accounts(conn)
+        docs: list[dict[str, Any]] = [
+            {
+                "account_id": r.account_id,
+                "owner": r.owner,
+                "currency": r.currency,
+                "balance": money(r.balance, r.currency),
+                "overdraft_limit": money(r.overdraft_limit, r.currency),
+                "status": r.status,
+                "revision": r.last_revision,
+            }
+            for r in rows
+        ]
+        if obj.output.json_mode:
+            obj.output.json(docs)
+            return
+        obj.output.table(
+            f"{len(docs)} accounts",
+            [
+                ("account", "left"),
+                ("owner", "left"),
+                ("balance", "right"),
+                ("cur", "left"),
+                ("overdraft", "right"),
+                ("status", "left"),
+            ],
+            [
+                [
+                    d["account_id"],
+                    d["owner"],
+                    d["balance"],
+                    d["currency"],
+                    d["overdraft_limit"],
+                    d["status"],
+                ]
+                for d in docs
+            ],
+        )
+
+
+@app.command(rich_help_panel=PANEL)
+def verify(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Check the read models against themselves and the write model (exit 5 on a violation)."""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from projections.verify import verify as run_verify
+
+        fold = write_model_fold(obj)
+        with read_conn(obj) as conn:
+            violations = run_verify(conn, fold)
+        if obj.output.json_mode:
+            obj.output.json({"ok": not violations, "violations": [v.__dict__ for v in violations]})
+        elif violations:
+            obj.output.table(
+                f"{len(violations)} violations",
+                [("check", "left"), ("account", "left"), ("detail", "left")],
+                [[v.check, v.account_id or "", v.detail] for v in violations],
+            )
+        else:
+            obj.output.line("verify: every invariant holds.")
+        if violations:
+            fail(f"verify found {len(violations)} violations", ExitCode.CHECK_FAILED)

@@ -1,0 +1,122 @@
+"""What commands share: settings, output and flags, and the wiring to the stores they use.
+
+Heavy modules (esdbclient, psycopg, the ledger's handler) are imported inside the functions
+here, only when a command needs them: `ledger --help` and `ledger balance` must start fast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from cli.render import Output
+from cli.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from cli.stack import LocalStack
+    from ledger.service import Ledger
+    from projections.statement_view import BalanceRow
+
+
+@dataclass
+class Context:
+    """What every command shares: settings, output, flags."""
+
+    settings: Settings
+    output: Output
+    debug: bool
+
+
+def context(ctx: typer.Context, json_mode: bool = False) -> Context:
+    """The shared context of a command, with its output in JSON mode or not."""
+    obj: Context = ctx.obj
+    obj.output.json_mode = json_mode
+    return obj
+
+
+def local_stack(obj: Context) -> LocalStack:
+    """The local stack under the configured home (whether it runs or not)."""
+    from cli.stack import LocalStack
+
+    return LocalStack(obj.settings.home)
+
+
+def ensure_stack(obj: Context, services: tuple[str, ...]) -> None:
+    """Start the local stack's services a command needs, unless external ones are configured."""
+    if not obj.settings.embedded:
+        return
+    stack = local_stack(obj)
+    if all(stack.running(s) for s in services):
+        return
+    obj.output.note(f"starting the local stack in {obj.settings.home} …")
+    stack.up(services, note=obj.output.note)
+
+
+def eventstore_uri(obj: Context) -> str:
+    """The event store to use, starting the local stack if needed."""
+    if obj.settings.eventstore_uri:
+        return obj.settings.eventstore_uri
+    from cli.stack import SERVICES
+
+    ensure_stack(obj, SERVICES)
+    return local_stack(obj).eventstore_uri()
+
+
+def database_url(obj: Context) -> str:
+    """The read-side database to use, starting the local PostgreSQL if needed."""
+    if obj.settings.database_url:
+        return obj.settings.database_url
+    ensure_stack(obj, ("postgres",))
+    return local_stack(obj).database_url()
+
+
+def read_conn(obj: Context) -> psycopg.Connection[Any]:
+    """A connection to the read models (schema migrated)."""
+    from projections.db import connect, migrate
+
+    conn = connect(database_url(obj))
+    migrate(conn)
+    return conn
+
+
+def projected_account(
+    obj: Context, conn: psycopg.Connection[Any], account: str, min_revision: int | None
+) -> tuple[BalanceRow, bool]:
+    """The account's row in the balance projection, once it has `min_revision` (if given),
+    and whether waiting for it timed out; an account the projection lacks is an error."""
+    from ledger.errors import AccountNotFoundError, WaitTimeoutError
+    from projections.consistency import wait_for_revision
+    from projections.queries import get_balance
+
+    timed_out = min_revision is not None and not wait_for_revision(
+        conn, account, min_revision, timeout=obj.settings.wait_timeout
+    )
+    row = get_balance(conn, account)
+    if row is None:
+        if timed_out:
+            raise WaitTimeoutError(f"account {account} has not reached the projection yet")
+        raise AccountNotFoundError(account)
+    return row, timed_out
+
+
+def make_ledger(obj: Context) -> Ledger:
+    """The write side's API over the configured event store."""
+    import getpass
+
+    from ledger.eventstore import AccountEventStore
+    from ledger.handler import CommandHandler
+    from ledger.service import Ledger
+
+    store = AccountEventStore.connect(eventstore_uri(obj))
+    return Ledger(CommandHandler(store), clock=obj.settings.clock, actor=f"cli:{getpass.getuser()}")
+
+
+def write_model_fold(obj: Context) -> Callable[[str, int | None], tuple[int, list[int]] | None]:
+    """The write-model fold that verify and rebuild compare the read models with."""
+    from ledger.writemodel import write_model_fold as fold_of
+
+    return fold_of(make_ledger(obj).handler.store)

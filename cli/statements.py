@@ -1,0 +1,137 @@
+"""A statement from the projection or from the write model, and how it is shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from cli.context import Context, make_ledger, projected_account, read_conn
+from cli.render import money
+
+if TYPE_CHECKING:
+    from projections.statement_view import Statement
+
+STATEMENT_FORMATS = ("table", "json", "csv")
+
+
+def projected_statement(
+    obj: Context,
+    account: str,
+    first: dt.date | None,
+    last: dt.date | None,
+    limit: int | None,
+    min_revision: int | None,
+) -> tuple[Statement, bool]:
+    """The statement from the projections, and whether waiting for `min_revision` timed out."""
+    from projections.queries import statement
+
+    with read_conn(obj) as conn:
+        row, timed_out = projected_account(obj, conn, account, min_revision)
+        return statement(conn, row, start=first, end=last, limit=limit), timed_out
+
+
+def consistent_statement(
+    obj: Context, account: str, first: dt.date | None, last: dt.date | None, limit: int | None
+) -> Statement:
+    """The statement from the account's stream (the write model), by the projection's rule."""
+    from ledger.accounts.decider import Status
+    from ledger.accounts.events import Posting
+    from ledger.errors import AccountNotFoundError
+    from ledger.writemodel import fold_account
+    from projections.statement_view import BalanceRow, PostingRow, build_statement
+
+    store = make_ledger(obj).handler.store
+    state, _ = fold_account(store, account)
+    if state.status is Status.NEW:
+        raise AccountNotFoundError(account)
+    postings = [
+        PostingRow(
+            account,
+            stored.revision,
+            stored.commit_position,
+            e.transaction_id,
+            str(e.kind),
+            e.amount,
+            e.balance_after,
+            e.description,
+            e.occurred_at,
+        )
+        for stored in store.read(account)
+        if isinstance(e := stored.event, Posting)
+    ]
+    row = BalanceRow(
+        account,
+        state.owner,
+        state.currency,
+        state.balance,
+        state.overdraft_limit,
+        state.status.value,
+        state.revision,
+        0,
+        obj.settings.clock(),
+    )
+    return build_statement(row, postings, start=first, end=last, limit=limit)
+
+
+def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
+    """Print a statement as a table, JSON or CSV; `period` adds the period and its balances."""
+    c = st.account.currency
+    postings = [
+        {
+            "revision": p.revision,
+            "kind": p.kind,
+            "amount": money(p.amount, c),
+            "balance_after": money(p.balance_after, c),
+            "transaction_id": p.transaction_id,
+            "description": p.description,
+            "occurred_at": p.occurred_at.astimezone(dt.UTC).isoformat(),
+        }
+        for p in st.postings
+    ]
+    if fmt == "json":
+        if period:
+            obj.output.json(
+                {
+                    "account_id": st.account.account_id,
+                    "currency": c,
+                    "from": st.start.isoformat() if st.start else None,
+                    "to": st.end.isoformat() if st.end else None,
+                    "opening_balance": money(st.opening_balance, c),
+                    "closing_balance": money(st.closing_balance, c),
+                    "postings": postings,
+                }
+            )
+        else:
+            obj.output.json(postings)
+        return
+    columns = [
+        "revision",
+        "occurred_at",
+        "kind",
+        "amount",
+        "balance_after",
+        "transaction_id",
+        "description",
+    ]
+    rows = [[str(p[k]) for k in columns] for p in postings]
+    if fmt == "table":
+        for row, posting in zip(rows, st.postings, strict=True):
+            row[1] = posting.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if fmt == "csv":
+        obj.output.csv(columns, rows, text_columns={5, 6})
+        return
+    period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
+    obj.output.table(
+        f"Statement of {st.account.account_id} ({c}){period_text} — opening "
+        f"{money(st.opening_balance, c)}, closing {money(st.closing_balance, c)}",
+        [
+            ("rev", "right"),
+            ("when (UTC)", "left"),
+            ("kind", "left"),
+            ("amount", "right"),
+            ("balance", "right"),
+            ("transaction", "left"),
+            ("description", "left"),
+        ],
+        rows,
+    )

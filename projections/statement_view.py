@@ -1,0 +1,91 @@
+"""The rows of the read side's answers and the one statement rule (pure: no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    """An account as the balance projection has it."""
+
+    account_id: str
+    owner: str
+    currency: str
+    balance: int
+    overdraft_limit: int
+    status: str
+    last_revision: int
+    last_position: int
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PostingRow:
+    """One statement line."""
+
+    account_id: str
+    revision: int
+    position: int
+    transaction_id: str
+    kind: str
+    amount: int
+    balance_after: int
+    description: str
+    occurred_at: dt.datetime
+
+    @property
+    def balance_before(self) -> int:
+        """The balance just before this posting (amounts are signed)."""
+        return self.balance_after - self.amount
+
+    @property
+    def day(self) -> dt.date:
+        """The UTC day the posting occurred on."""
+        return self.occurred_at.astimezone(dt.UTC).date()
+
+
+@dataclass(frozen=True)
+class Statement:
+    """The postings of a period with the balances before and after it."""
+
+    account: BalanceRow
+    start: dt.date | None
+    end: dt.date | None
+    opening_balance: int
+    closing_balance: int
+    postings: list[PostingRow]
+
+
+def build_statement(
+    account: BalanceRow,
+    postings: Sequence[PostingRow],
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    limit: int | None = None,
+) -> Statement:
+    """The statement from `start` to `end` (inclusive UTC days); `limit` keeps the newest N.
+
+    `postings` are the account's postings in revision order. They must include every posting
+    of the period (or, with a limit, at least its newest N) and, when the period has a start,
+    the last posting before it if there is one; postings after the end are ignored."""
+    before = [p for p in postings if start is not None and p.day < start]
+    period = [
+        p for p in postings if (start is None or p.day >= start) and (end is None or p.day <= end)
+    ]
+    balance_before_period = before[-1].balance_after if before else 0
+    if limit is not None and len(period) >= limit:
+        # The limit may have cut the period: the statement opens just before its first line,
+        # so that opening + the amounts shown = closing.
+        period = period[-limit:]
+        opening = period[0].balance_before
+    else:
+        opening = balance_before_period
+    if end is None:
+        closing = account.balance
+    else:
+        closing = period[-1].balance_after if period else balance_before_period
+    return Statement(account, start, end, opening, closing, period)
