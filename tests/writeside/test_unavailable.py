@@ -44,9 +44,8 @@ def test_commands_and_reads_fail_as_unavailable_when_the_store_is_down(
             lambda: uncached.account(account_id),
             lambda: stores[1].commit_position(),
         ):
-            with pytest.raises(ServiceUnavailableError) as caught:
+            with pytest.raises(ServiceUnavailableError):
                 action()
-            assert caught.value.exit_code == 3
         assert cached.handler.stats.cache_hits == 1
     finally:
         for store in stores:
