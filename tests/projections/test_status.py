@@ -13,7 +13,8 @@ from ledger.eventstore import AccountEventStore
 from ledger.service import Ledger
 from projections.runner import Progress, Runner
 from projections.status import read_status
-from tests.projections.conftest import catch_up, new_account_id
+from tests.support.ids import new_account_id
+from tests.support.runners import catch_up
 
 NAMES = ["balances", "daily_totals", "statements"]
 

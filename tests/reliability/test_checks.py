@@ -17,7 +17,7 @@ from bench.torture import (
     unknown_outcomes,
 )
 from ledger.accounts.events import AccountOpened, Posting
-from tests.reliability.conftest import StreamBuilder
+from tests.support.streams import StreamBuilder
 
 
 def record(

@@ -13,7 +13,8 @@ from ledger.errors import AccountClosedError, ConcurrencyConflictError, Insuffic
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from tests.writeside.conftest import Clock, stream_events
+from tests.support.clock import Clock
+from tests.support.esdb import stream_events
 
 
 def test_a_withdrawal_that_only_another_process_made_possible_succeeds(

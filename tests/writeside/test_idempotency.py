@@ -13,7 +13,8 @@ from ledger.errors import TransactionConflictError
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from tests.writeside.conftest import T0, Clock, stream_events
+from tests.support.clock import T0, Clock
+from tests.support.esdb import stream_events
 
 META = CommandMeta(correlation_id="corr-1", causation_id="cause-1", actor="test:retry")
 

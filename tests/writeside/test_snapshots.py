@@ -19,7 +19,8 @@ from ledger.handler import CommandHandler
 from ledger.money import format_minor_units
 from ledger.service import Ledger
 from ledger.streams import snapshot_stream
-from tests.writeside.conftest import T0, new_account_id
+from tests.support.clock import T0
+from tests.support.ids import new_account_id
 
 MAX_APPEND_SIZE = 1_048_576
 META = CommandMeta(correlation_id="corr-s", causation_id="cause-s", actor="test:snapshots")
