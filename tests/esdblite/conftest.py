@@ -19,11 +19,8 @@ from tests.support.esdb import Servers
 @pytest.fixture
 def client(esdb_uri: str) -> Iterator[EventStoreDBClient]:
     """A client of the shared server, closed after the test."""
-    c = EventStoreDBClient(esdb_uri)
-    try:
+    with EventStoreDBClient(esdb_uri) as c:
         yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture

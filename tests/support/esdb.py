@@ -35,12 +35,10 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     if external_esdb_uri():
         yield None
         return
-    log = tmp_path_factory.mktemp("shared-esdblite") / "server.log"
-    server = ServerProcess(log_file=log).start()
-    try:
+    with ServerProcess(
+        log_file=tmp_path_factory.mktemp("shared-esdblite") / "server.log"
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

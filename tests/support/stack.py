@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+from cli.stack import MARKERS
+
 LEDGER = Path(sys.executable).parent / "ledger"
 PROJECT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120.0  # seconds a subprocess of the entry point may take before the test fails
-# What each service's command line contains, so that clean-up never kills a stranger.
-MARKERS = {"eventstore": b"esdblite", "postgres": b"postgres", "runner": b"projections"}
 
 
 def ledger_env(home: Path, **extra: str) -> dict[str, str]:

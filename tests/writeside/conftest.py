@@ -24,11 +24,8 @@ def store(make_store: Callable[[], AccountEventStore]) -> AccountEventStore:
 @pytest.fixture
 def raw(esdb_uri: str) -> Iterator[EventStoreDBClient]:
     """A plain esdbclient client of the shared server, for writing around the ledger."""
-    client = EventStoreDBClient(esdb_uri)
-    try:
+    with EventStoreDBClient(esdb_uri) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
