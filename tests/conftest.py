@@ -1,20 +1,24 @@
-"""Suite-wide hygiene: a forced temporary home and a bounded, reproducible Hypothesis profile."""
+"""Suite-wide hygiene (a forced temporary home, a bounded, reproducible Hypothesis profile) and
+the shared fixtures of tests/support, registered here once for every suite."""
 
 from __future__ import annotations
 
 import os
 import random
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, core, settings
 
-if TYPE_CHECKING:
-    from projections.pgserver import EmbeddedPostgres
+pytest_plugins = [
+    "tests.support.containers",
+    "tests.support.clock",
+    "tests.support.ids",
+    "tests.support.esdb",
+    "tests.support.postgres",
+    "tests.support.ledgers",
+]
 
 settings.register_profile(
     "ci",
@@ -48,22 +52,3 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hypothesis seed: {SEED} (replay with HYPOTHESIS_SEED={SEED})"
-
-
-@pytest.fixture(scope="session")
-def embedded_pg() -> Iterator[EmbeddedPostgres]:
-    """One embedded PostgreSQL server for the session (its parent dir handed to the server's user).
-
-    Its directory is not under pytest's basetemp: when tests run as root the server runs as
-    another user, and another pytest session resets the basetemp root to 0700.
-    """
-    from projections.pgserver import EmbeddedPostgres
-
-    home = Path(tempfile.mkdtemp(prefix="ledger-test-pg-"))
-    server = EmbeddedPostgres(home / "data", owner_dir=home)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.cli.containers import skip_reason
+from tests.support.containers import skip_reason
 
 
 @pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")

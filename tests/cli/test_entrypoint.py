@@ -14,14 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cli.stack import SERVICES
-from tests.cli.conftest import (
-    _pid_alive,
-    closed_port,
-    ledger_env,
-    new_account_id,
-    run_ledger,
-    stack_pids,
-)
+from tests.support.ids import new_account_id
+from tests.support.network import closed_port
+from tests.support.stack import ledger_env, pid_alive, run_ledger, stack_pids
 
 
 def ledger_json(home: Path, *args: str, code: int = 0) -> Any:
@@ -44,7 +39,7 @@ def services(home: Path, code: int = 0) -> dict[str, dict[str, Any]]:
 
 def wait_until_dead(pid: int) -> None:
     deadline = time.monotonic() + 15
-    while _pid_alive(pid):
+    while pid_alive(pid):
         assert time.monotonic() < deadline, f"pid {pid} did not end"
         time.sleep(0.05)
 
@@ -67,7 +62,7 @@ def test_up_twice_then_query_down_and_restart_with_the_data_kept(private_home: P
     status = services(home)
     assert list(status) == list(SERVICES)
     assert {s["state"] for s in status.values()} == {"running"}
-    assert all(_pid_alive(s["pid"]) for s in status.values())
+    assert all(pid_alive(s["pid"]) for s in status.values())
     assert status["eventstore"]["address"] == f"localhost:{ports['eventstore']}"
     assert status["postgres"]["address"] == f"127.0.0.1:{ports['postgres']}"
     assert status["runner"]["address"] is None
@@ -85,7 +80,7 @@ def test_up_twice_then_query_down_and_restart_with_the_data_kept(private_home: P
     down = ledger_ok(home, "down")
     assert down.stdout.strip() == "Stopped runner, postgres, eventstore."
     for service in status.values():
-        assert not _pid_alive(service["pid"])
+        assert not pid_alive(service["pid"])
     assert {s["state"] for s in services(home, code=3).values()} == {"stopped"}
 
     # A port taken while the stack was down: `ledger up` names it and starts nothing.

@@ -9,7 +9,8 @@ import pytest
 
 from cli.settings import Settings
 from ledger.errors import ConcurrencyConflictError
-from tests.cli.conftest import Cli, closed_port
+from tests.support.cli import Cli
+from tests.support.network import closed_port
 
 GENERATED = re.compile(r"transaction id: (tx-[0-9a-f]{32})")
 

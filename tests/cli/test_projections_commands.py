@@ -20,7 +20,9 @@ from ledger.accounts.decider import decide, initial_state
 from ledger.accounts.events import encode_metadata, serialise_event
 from projections.applier import PROJECTIONS
 from projections.db import connect
-from tests.cli.conftest import LEDGER, Cli, ledger_env, new_account_id
+from tests.support.cli import Cli
+from tests.support.ids import new_account_id
+from tests.support.stack import LEDGER, ledger_env
 
 STATUS_KEYS = [
     "projection",
@@ -120,47 +122,47 @@ def test_replay_parked_with_nothing_parked(external_cli: Cli) -> None:
 
 
 def test_replay_parked_without_yes_exits_2_and_changes_nothing(
-    external_cli: Cli, read_db: Execute, fresh_db: str
+    external_cli: Cli, read_db: Execute, database_url: str
 ) -> None:
     account = new_account_id("parked")
     park(read_db, account, valid=True)
     result = external_cli("projections", "replay-parked", account)
     assert result.exit_code == 2
     assert "pass --yes" in result.stderr
-    assert parked_count(fresh_db, account) == len(PROJECTIONS)
+    assert parked_count(database_url, account) == len(PROJECTIONS)
 
 
 def test_replay_parked_applies_a_fixed_event(
-    external_cli: Cli, read_db: Execute, fresh_db: str
+    external_cli: Cli, read_db: Execute, database_url: str
 ) -> None:
     account = new_account_id("parked")
     park(read_db, account, valid=True)
     doc = external_cli.json("projections", "replay-parked", account, "--yes")
     assert doc == {"replayed": len(PROJECTIONS), "still_parked": 0}
-    assert parked_count(fresh_db, account) == 0
+    assert parked_count(database_url, account) == 0
     balance = external_cli.json("balance", account)
     assert (balance["balance"], balance["revision"]) == ("0.00", 0)
 
 
 def test_replay_parked_exits_5_when_events_stay_parked(
-    external_cli: Cli, read_db: Execute, fresh_db: str
+    external_cli: Cli, read_db: Execute, database_url: str
 ) -> None:
     account = new_account_id("parked")
     park(read_db, account, valid=False)
     result = external_cli("projections", "replay-parked", "--yes", "--json")
     assert result.exit_code == 5
     assert json.loads(result.stdout)["still_parked"] == len(PROJECTIONS)
-    assert parked_count(fresh_db, account) == len(PROJECTIONS)
+    assert parked_count(database_url, account) == len(PROJECTIONS)
 
 
 def test_projections_run_catches_up_and_stops_on_sigterm(
-    cli: Cli, account: str, stack: LocalStack, fresh_db: str, tmp_path: Path
+    cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
 ) -> None:
     head = cli.json("deposit", account, "1", "--tx", f"{account}-run")["commit_position"]
     env = ledger_env(
         tmp_path / "home",
         LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
-        LEDGER_DATABASE_URL=fresh_db,
+        LEDGER_DATABASE_URL=database_url,
     )
     proc = subprocess.Popen(
         [str(LEDGER), "projections", "run"],
@@ -174,7 +176,7 @@ def test_projections_run_catches_up_and_stops_on_sigterm(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with connect(fresh_db) as conn:
+                with connect(database_url) as conn:
                     rows = conn.execute("SELECT min(position) FROM projection_checkpoints")
                     row = rows.fetchone()
                 if row and row[0] is not None and row[0] >= head:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import Cli, new_account_id
+from tests.support.cli import Cli
+from tests.support.ids import new_account_id
 
 BALANCE_KEYS = ["account_id", "balance", "currency", "revision", "consistent"]
 POSTING_KEYS = [

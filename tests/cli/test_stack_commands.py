@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 from cli.stack import SERVICES
-from tests.cli.conftest import LEDGER, PROJECT, Cli, ledger_env
+from tests.support.cli import Cli
+from tests.support.stack import LEDGER, PROJECT, ledger_env
 
 
 def test_status_json_lists_each_service_of_the_running_stack(cli: Cli) -> None:

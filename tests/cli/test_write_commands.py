@@ -8,7 +8,8 @@ import re
 import pytest
 
 from cli.settings import Settings
-from tests.cli.conftest import Cli, new_account_id
+from tests.support.cli import Cli
+from tests.support.ids import new_account_id
 
 WRITE_KEYS = [
     "account_id",

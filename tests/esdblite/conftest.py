@@ -1,4 +1,5 @@
-"""Fixtures for the esdblite suite: a shared server, per-test clients, private servers on data dirs.
+"""Fixtures of the esdblite suite: per-test clients of the shared server, and private servers
+only where esdblite itself (not an external EventStoreDB) is under test.
 
 Set LEDGER_TEST_ESDB_URI=esdb://host:2113?Tls=false to run the protocol tests unchanged against a
 real EventStoreDB; the tests that need esdblite internals then skip.
@@ -7,47 +8,19 @@ real EventStoreDB; the tests that need esdblite internals then skip.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from esdbclient import EventStoreDBClient
 
-from esdblite.process import ServerProcess
-from tests.esdblite.support import EXTERNAL_URI, INTERNALS_REASON, Servers
-
-
-@pytest.fixture(scope="session")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess | None]:
-    """The in-memory esdblite server most tests share (None when testing an external server)."""
-    if EXTERNAL_URI:
-        yield None
-        return
-    log = tmp_path_factory.mktemp("shared-esdblite") / "server.log"
-    server = ServerProcess(log_file=log)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def esdb_uri(shared_server: ServerProcess | None) -> str:
-    """URI of the server under test."""
-    if shared_server is None:
-        assert EXTERNAL_URI
-        return EXTERNAL_URI
-    return shared_server.uri
+from tests.esdblite.support import EXTERNAL_URI, INTERNALS_REASON
+from tests.support.esdb import Servers
 
 
 @pytest.fixture
 def client(esdb_uri: str) -> Iterator[EventStoreDBClient]:
     """A client of the shared server, closed after the test."""
-    c = EventStoreDBClient(esdb_uri)
-    try:
+    with EventStoreDBClient(esdb_uri) as c:
         yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture
@@ -75,10 +48,6 @@ def esdblite_only() -> None:
 
 
 @pytest.fixture
-def servers(esdblite_only: None, tmp_path: Path) -> Iterator[Servers]:
-    """Private esdblite servers for tests of restarts, crashes, files, locks and ports."""
-    s = Servers(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
+def servers(esdblite_only: None, servers: Servers) -> Servers:
+    """The shared private-server fixture, skipped when testing an external EventStoreDB."""
+    return servers

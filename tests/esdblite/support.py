@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 import threading
-import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -19,9 +17,10 @@ from esdbclient import EventStoreDBClient, NewEvent, RecordedEvent, StreamState
 from esdbclient.exceptions import NotFound, StreamIsDeleted
 
 from esdblite.process import ServerProcess
+from tests.support.esdb import external_esdb_uri
 
-# Run the protocol tests against a real EventStoreDB by pointing this at it.
-EXTERNAL_URI = os.environ.get("LEDGER_TEST_ESDB_URI") or None
+# Run the protocol tests against a real EventStoreDB by pointing LEDGER_TEST_ESDB_URI at it.
+EXTERNAL_URI = external_esdb_uri()
 INTERNALS_REASON = (
     "needs esdblite internals (its process, data files or crash injection); "
     "LEDGER_TEST_ESDB_URI points at an external EventStoreDB"
@@ -130,18 +129,6 @@ def read_all_with_prefix(
 def _regex_escape(name: str) -> str:
     # Stream names built by unique() hold only [a-z0-9-]; escape anything else for safety.
     return "".join(c if c.isalnum() or c in "-_" else "\\" + c for c in name)
-
-
-def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, what: str = "it") -> T:
-    """Poll `predicate` until it returns something truthy, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def is_event(item: RecordedEvent) -> bool:
@@ -267,53 +254,6 @@ def frame(payload: bytes, *, crc: int | None = None) -> bytes:
     """Bytes of one log frame, with a correct CRC unless one is given."""
     crc = zlib.crc32(payload) if crc is None else crc
     return struct.pack("<II", len(payload), crc) + payload + struct.pack("<I", len(payload))
-
-
-class Servers:
-    """Starts private esdblite servers and clients for one test and cleans them all up."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self._servers: list[ServerProcess] = []
-        self._clients: list[EventStoreDBClient] = []
-        self._logs = 0
-
-    def new(
-        self,
-        data_dir: Path | None = None,
-        *,
-        env: dict[str, str] | None = None,
-        extra_args: list[str] | None = None,
-        port: int = 0,
-    ) -> ServerProcess:
-        """An unstarted server whose stderr goes to its own log file (see .log_file)."""
-        self._logs += 1
-        server = ServerProcess(
-            data_dir,
-            port=port,
-            env=env,
-            extra_args=extra_args,
-            log_file=self.tmp_path / f"server-{self._logs}.log",
-        )
-        self._servers.append(server)
-        return server
-
-    def start(self, data_dir: Path | None = None, **kwargs: Any) -> ServerProcess:
-        """A started server."""
-        return self.new(data_dir, **kwargs).start()
-
-    def client(self, server: ServerProcess | str) -> EventStoreDBClient:
-        """A client of a server (or URI), closed after the test."""
-        c = EventStoreDBClient(server if isinstance(server, str) else server.uri)
-        self._clients.append(c)
-        return c
-
-    def close(self) -> None:
-        """Close every client, then stop every server still running."""
-        for c in self._clients:
-            c.close()
-        for server in self._servers:
-            server.stop()
 
 
 def read_log(server: ServerProcess) -> str:

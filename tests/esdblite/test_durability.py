@@ -17,7 +17,6 @@ from tests.esdblite.support import (
     CRASH_EXIT_CODE,
     NO_FILTER,
     NO_STREAM,
-    Servers,
     frame,
     ids,
     new_events,
@@ -26,8 +25,9 @@ from tests.esdblite.support import (
     read_log,
     read_stream_state,
     unique,
-    wait_until,
 )
+from tests.support.esdb import Servers
+from tests.support.waiting import wait_until
 
 
 def crash_env(point: str, after: int | None = None) -> dict[str, str]:

@@ -21,15 +21,15 @@ from tests.esdblite.support import (
     NO_FILTER,
     NO_STREAM,
     Collector,
-    Servers,
     ids,
     new_events,
     parse_frames,
     read_log,
     snapshot,
     unique,
-    wait_until,
 )
+from tests.support.esdb import Servers
+from tests.support.waiting import wait_until
 
 
 def populate(client) -> tuple[list[str], dict[str, list]]:

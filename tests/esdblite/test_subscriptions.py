@@ -24,8 +24,8 @@ from tests.esdblite.support import (
     new_events,
     read_all_with_prefix,
     unique,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 
 def by_prefix(prefix: str) -> dict[str, object]:

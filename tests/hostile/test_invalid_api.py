@@ -10,7 +10,7 @@ import pytest
 
 from ledger.errors import InvalidInputError
 from ledger.service import Ledger
-from tests.hostile.conftest import EUR_ACCOUNT, JPY_ACCOUNT
+from tests.hostile.support import EUR_ACCOUNT, JPY_ACCOUNT
 
 Unchanged = Callable[..., Callable[[], None]]
 FRESH = "fresh-api-account"

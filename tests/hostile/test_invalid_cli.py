@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from typer.testing import Result
 
-from tests.hostile.conftest import (
+from tests.hostile.support import (
     EUR_ACCOUNT,
     JPY_ACCOUNT,
     assert_refused_as_invalid,

@@ -212,7 +212,7 @@ def test_no_credential_is_printed_or_logged_for_a_misconfigured_uri(
     assert SECRET not in _home_text(fresh_home)
 
 
-# ----- all SQL is parameterised: a static check over the source
+# All SQL is parameterised: a static check over the source finds SQL built by formatting.
 
 
 SQL_CALLS = {"execute", "executemany"}

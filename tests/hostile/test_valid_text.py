@@ -60,10 +60,10 @@ def test_hostile_owner_and_description_are_stored_byte_identical(
     posted: tuple[str, str, str, str],
     case: int,
     esdb: ServerProcess,
-    database_url: str,
+    hostile_database_url: str,
 ) -> None:
     account, owner, description, tx = posted
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(hostile_database_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT owner FROM account_balances WHERE account_id = %s", (account,)
         ).fetchone()
@@ -126,7 +126,7 @@ def test_csv_defuses_formulas_with_one_apostrophe_and_keeps_everything_else(
 
 
 def test_nothing_broke_tables_exist_and_verify_passes(
-    cli: Cli, database_url: str, esdb: ServerProcess
+    cli: Cli, hostile_database_url: str, esdb: ServerProcess
 ) -> None:
     # Post every case (idempotently: the same transaction ids again) so the check sees them all.
     for index, (owner, description, tx) in enumerate(CASES):
@@ -134,7 +134,7 @@ def test_nothing_broke_tables_exist_and_verify_passes(
         assert cli("open", account, "--owner", owner, "--currency", "EUR").exit_code == 0
         result = cli("deposit", account, "12.34", f"--tx={tx}", "-d", description, "--wait")
         assert result.exit_code == 0, result.stderr
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(hostile_database_url, autocommit=True) as conn:
         for table in ("account_balances", "account_statements", "daily_totals"):
             row = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
             assert row is not None and row[0] is not None, f"{table} is gone"

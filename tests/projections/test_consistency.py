@@ -9,7 +9,9 @@ import psycopg
 from ledger.service import Ledger
 from projections.consistency import wait_for_position, wait_for_revision
 from projections.queries import get_balance
-from tests.projections.conftest import DEADLINE, RunnerThread, new_account_id
+from tests.support.ids import new_account_id
+from tests.support.runners import RunnerThread
+from tests.support.waiting import DEADLINE
 
 SHORT = 0.3  # how long the negative cases wait: nothing can make them true meanwhile
 

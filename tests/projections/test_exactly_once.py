@@ -20,13 +20,9 @@ from ledger.writemodel import write_model_fold
 from projections.consistency import wait_for_position
 from projections.verify import verify
 from tests.projections import crashing_runner
-from tests.projections.conftest import (
-    DEADLINE,
-    RunnerThread,
-    catch_up,
-    new_account_id,
-    retry_while_unavailable,
-)
+from tests.support.ids import new_account_id
+from tests.support.runners import RunnerThread, catch_up
+from tests.support.waiting import DEADLINE, retry_while_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,18 +26,12 @@ from projections.parked import list_parked, replay_parked
 from projections.queries import get_balance
 from projections.status import read_status
 from projections.verify import verify
-from tests.projections.conftest import (
-    DEADLINE,
-    META,
-    T0,
-    Feed,
-    RunnerThread,
-    eventually,
-    metadata,
-    new_account_id,
-    project,
-    waiting_for_advisory_lock,
-)
+from tests.support.clock import T0
+from tests.support.feed import META, Feed, metadata, project
+from tests.support.ids import new_account_id
+from tests.support.postgres import waiting_for_advisory_lock
+from tests.support.runners import RunnerThread
+from tests.support.waiting import DEADLINE, eventually
 
 
 def v99_data(event: AccountEvent) -> bytes:

@@ -10,13 +10,9 @@ import pytest
 
 from ledger.accounts.events import MoneyDeposited
 from projections.applier import ProjectionGapError
-from tests.projections.conftest import (
-    T0,
-    Feed,
-    new_account_id,
-    project,
-    project_each_twice,
-)
+from tests.support.clock import T0
+from tests.support.feed import Feed, project, project_each_twice
+from tests.support.ids import new_account_id
 
 DAY = T0.date()
 

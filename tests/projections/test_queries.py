@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from projections.queries import BalanceRow, balance_as_of, get_balance, list_accounts, statement
-from tests.projections.conftest import Feed, new_account_id, project
+from tests.support.feed import Feed, project
+from tests.support.ids import new_account_id
 
 UTC = dt.UTC
 D1, D2, D3, D4 = (dt.date(2024, 5, d) for d in (1, 2, 3, 4))

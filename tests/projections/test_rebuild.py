@@ -21,13 +21,9 @@ from projections.queries import get_balance
 from projections.rebuild import RebuildVerificationError, discard, rebuild, shadow_exists
 from projections.runner import Progress
 from projections.verify import verify
-from tests.projections.conftest import (
-    DEADLINE,
-    RunnerThread,
-    catch_up,
-    eventually,
-    new_account_id,
-)
+from tests.support.ids import new_account_id
+from tests.support.runners import RunnerThread, catch_up
+from tests.support.waiting import DEADLINE, eventually
 
 NAMES = list(PROJECTION_NAMES)
 TABLES = {"account_balances", "account_statements", "daily_totals"}

@@ -8,13 +8,10 @@ import psycopg
 
 from ledger.service import Ledger
 from projections.consistency import wait_for_position
-from tests.projections.conftest import (
-    DEADLINE,
-    RunnerThread,
-    eventually,
-    new_account_id,
-    waiting_for_advisory_lock,
-)
+from tests.support.ids import new_account_id
+from tests.support.postgres import waiting_for_advisory_lock
+from tests.support.runners import RunnerThread
+from tests.support.waiting import DEADLINE, eventually
 
 
 def test_a_second_runner_waits_until_the_first_stops(

@@ -14,7 +14,8 @@ from ledger.service import Ledger
 from projections.names import PROJECTION_NAMES
 from projections.runner import Progress, Runner
 from projections.status import read_status
-from tests.projections.conftest import catch_up, new_account_id
+from tests.support.ids import new_account_id
+from tests.support.runners import catch_up
 
 
 def test_status_before_any_runner_is_empty_but_answers(db: psycopg.Connection) -> None:

@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from projections.verify import verify, verify_rebuilt
-from tests.projections.conftest import Feed, new_account_id, project
+from tests.support.feed import Feed, project
+from tests.support.ids import new_account_id
 
 
 @pytest.fixture

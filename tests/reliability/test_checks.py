@@ -12,7 +12,7 @@ from bench.torture.checks import check_commands, check_streams, unknown_outcomes
 from bench.torture.model_checks import check_read_models
 from bench.torture.reading import ReadModels, StreamEvent
 from ledger.accounts.events import AccountOpened, Posting
-from tests.reliability.conftest import StreamBuilder
+from tests.support.streams import StreamBuilder
 
 
 def record(

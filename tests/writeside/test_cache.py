@@ -12,7 +12,7 @@ from ledger.errors import AccountClosedError, ConcurrencyConflictError, Insuffic
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
 from ledger.store import EventStore
-from tests.writeside.conftest import Clock
+from tests.support.clock import Clock
 from tests.writeside.stores import DelegatingStore
 from tests.writeside.stores import make_store as make_store
 

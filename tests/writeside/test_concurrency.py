@@ -16,7 +16,7 @@ from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.money import format_minor_units
 from ledger.service import Ledger
-from tests.writeside.conftest import Clock
+from tests.support.clock import Clock
 
 CLIENTS = 8
 ATTEMPTS_PER_CLIENT = 40

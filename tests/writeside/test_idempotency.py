@@ -12,7 +12,7 @@ from ledger.errors import TransactionConflictError
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
 from ledger.store import EventStore
-from tests.writeside.conftest import T0, Clock
+from tests.support.clock import T0, Clock
 from tests.writeside.stores import make_store as make_store
 
 META = CommandMeta(correlation_id="corr-1", causation_id="cause-1", actor="test:retry")

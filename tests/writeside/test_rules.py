@@ -22,7 +22,7 @@ from ledger.errors import (
     PostingNotFoundError,
 )
 from ledger.service import Ledger
-from tests.writeside.conftest import stream_events
+from tests.support.esdb import stream_events
 
 E = TypeVar("E", bound=BusinessRuleError)
 

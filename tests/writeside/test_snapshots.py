@@ -21,7 +21,8 @@ from ledger.money import format_minor_units
 from ledger.service import Ledger
 from ledger.store import EventStore
 from ledger.streams import snapshot_stream
-from tests.writeside.conftest import T0, new_account_id
+from tests.support.clock import T0
+from tests.support.ids import new_account_id
 from tests.writeside.stores import make_store as make_store
 
 MAX_APPEND_SIZE = 1_048_576

@@ -11,7 +11,7 @@ from ledger.errors import ServiceUnavailableError
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
-from tests.writeside.conftest import Clock
+from tests.support.clock import Clock
 
 
 @pytest.fixture

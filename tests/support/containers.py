@@ -1,8 +1,8 @@
 """Real EventStoreDB and PostgreSQL through testcontainers, when LEDGER_TEST_CONTAINERS=1.
 
 `export_container_services()` starts both containers and exports LEDGER_TEST_ESDB_URI and
-LEDGER_TEST_DATABASE_URL, which the esdblite, write-side and read-side suites read when they
-are imported; the CLI suite's conftest calls it from `pytest_configure`, before them. Without
+LEDGER_TEST_DATABASE_URL, which the shared event store and database fixtures read; this
+plugin's `pytest_configure` calls it before any test is collected. Without
 LEDGER_TEST_CONTAINERS=1 nothing is started and the default suite runs on esdblite and the
 embedded PostgreSQL; with it but no Docker engine answering, the container test is skipped with
 the engine's error and the rest runs as by default.
@@ -13,10 +13,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import pytest
+
 ESDB_IMAGE = "docker.eventstore.com/eventstore/eventstore:24.10"
 POSTGRES_IMAGE = "postgres:16"
 ESDB_PORT = 2113
 SKIP_REASON = "LEDGER_TEST_CONTAINERS is not set (no Docker engine here)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With LEDGER_TEST_CONTAINERS=1, start EventStoreDB and PostgreSQL containers first."""
+    stop = export_container_services()
+    if stop is not None:
+        config.add_cleanup(stop)
 
 
 def containers_requested() -> bool:

@@ -1,0 +1,120 @@
+"""The event store under test: the session's shared esdblite (or LEDGER_TEST_ESDB_URI), and
+private esdblite servers for tests that restart, crash or fill one.
+
+Set LEDGER_TEST_ESDB_URI=esdb://host:2113?Tls=false to run the tests that share a store against
+an external EventStoreDB; tests that need a store of their own always start a private esdblite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from esdbclient import EventStoreDBClient, RecordedEvent
+from esdbclient.exceptions import NotFound
+
+from esdblite.process import ServerProcess
+from ledger.streams import account_stream
+
+
+def external_esdb_uri() -> str | None:
+    """The external event store named by LEDGER_TEST_ESDB_URI, if any.
+
+    Read when asked, not at import: with LEDGER_TEST_CONTAINERS=1 the variable is only set by
+    `pytest_configure`, after this module is imported.
+    """
+    return os.environ.get("LEDGER_TEST_ESDB_URI") or None
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess | None]:
+    """The in-memory esdblite most tests share (None when testing an external server)."""
+    if external_esdb_uri():
+        yield None
+        return
+    with ServerProcess(
+        log_file=tmp_path_factory.mktemp("shared-esdblite") / "server.log"
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def esdb_uri(shared_server: ServerProcess | None) -> str:
+    """URI of the event store tests share (with fresh stream names and account ids)."""
+    if shared_server is None:
+        uri = external_esdb_uri()
+        assert uri
+        return uri
+    return shared_server.uri
+
+
+class Servers:
+    """Starts private esdblite servers and clients for one test and cleans them all up."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self._servers: list[ServerProcess] = []
+        self._clients: list[EventStoreDBClient] = []
+        self._logs = 0
+
+    def new(
+        self,
+        data_dir: Path | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        port: int = 0,
+    ) -> ServerProcess:
+        """An unstarted server whose stderr goes to its own log file (see .log_file)."""
+        self._logs += 1
+        server = ServerProcess(
+            data_dir,
+            port=port,
+            env=env,
+            extra_args=extra_args,
+            log_file=self.tmp_path / f"server-{self._logs}.log",
+        )
+        self._servers.append(server)
+        return server
+
+    def start(self, data_dir: Path | None = None, **kwargs: Any) -> ServerProcess:
+        """A started server."""
+        return self.new(data_dir, **kwargs).start()
+
+    def __call__(self, *, durable: bool = False) -> ServerProcess:
+        """A started server: in memory, or durable on a data directory of its own."""
+        return self.start(self.tmp_path / f"esdb-{self._logs + 1}" if durable else None)
+
+    def client(self, server: ServerProcess | str) -> EventStoreDBClient:
+        """A client of a server (or URI), closed after the test."""
+        c = EventStoreDBClient(server if isinstance(server, str) else server.uri)
+        self._clients.append(c)
+        return c
+
+    def close(self) -> None:
+        """Close every client, then stop every server still running."""
+        for c in self._clients:
+            c.close()
+        for server in self._servers:
+            server.stop()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    """Private esdblite servers (and their clients) for one test, all stopped after it."""
+    s = Servers(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def stream_events(client: EventStoreDBClient, account_id: str) -> tuple[RecordedEvent, ...]:
+    """Every recorded event of an account's stream; empty when the stream does not exist."""
+    try:
+        return tuple(client.get_stream(account_stream(account_id)))
+    except NotFound:
+        return ()
