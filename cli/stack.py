@@ -68,7 +68,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
+    """Whether a process runs (a zombie does not)."""
     if not pid:
         return False
     try:
@@ -79,7 +80,7 @@ def _alive(pid: int | None) -> bool:
         return True
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return True
 
@@ -168,7 +169,7 @@ class LocalStack:
     def _owned_pid(self, service: str) -> int | None:
         """The service's pid if that process is alive and is still ours (not a reused pid)."""
         record = self._pid_record(service)
-        if record is None or not _alive(record[0]):
+        if record is None or not alive(record[0]):
             return None
         return record[0] if _is_ours(record[0], service, record[1]) else None
 
@@ -202,7 +203,7 @@ class LocalStack:
                 address = f"127.0.0.1:{ports['postgres']}"
             if self._owned_pid(name) is not None:
                 states.append(ServiceState(name, pid, address, "running"))
-            elif pid is not None and _alive(pid):
+            elif pid is not None and alive(pid):
                 detail = f"stale pid file: pid {pid} now belongs to another process"
                 states.append(ServiceState(name, pid, address, "crashed", detail))
             elif pid is not None:
@@ -355,9 +356,9 @@ class LocalStack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 15
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _alive(pid):
+            if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
         self._pid_file(service).unlink(missing_ok=True)

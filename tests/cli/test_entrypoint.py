@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cli.stack import SERVICES
+from cli.stack import alive as pid_alive
 from tests.support.ids import new_account_id
 from tests.support.network import closed_port
-from tests.support.stack import ledger_env, pid_alive, run_ledger, stack_pids
+from tests.support.stack import ledger_env, run_ledger, stack_pids
 
 
 def ledger_json(home: Path, *args: str, code: int = 0) -> Any:

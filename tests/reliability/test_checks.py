@@ -12,6 +12,7 @@ from bench.torture.checks import check_commands, check_streams, unknown_outcomes
 from bench.torture.model_checks import check_read_models
 from bench.torture.reading import ReadModels, StreamEvent
 from ledger.accounts.events import AccountOpened, Posting
+from projections.names import PROJECTION_NAMES
 from tests.support.streams import StreamBuilder
 
 
@@ -81,7 +82,7 @@ def models_of(streams: Mapping[str, Sequence[StreamEvent]]) -> ReadModels:
                 last.position,
             )
         )
-        for name in ("balances", "daily_totals", "statements"):
+        for name in sorted(PROJECTION_NAMES):
             models.tracked.append((name, account_id, last.revision, False))
     models.daily = [(c, d, *v) for (c, d), v in sorted(daily.items())]
     models.tracked.sort()

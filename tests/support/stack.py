@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.stack import MARKERS
+from cli.stack import MARKERS, alive
 
 LEDGER = Path(sys.executable).parent / "ledger"
 PROJECT = Path(__file__).resolve().parents[2]
@@ -40,19 +40,6 @@ def run_ledger(
     )
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(") ", 1)[1][0] != "Z"
-    return True
-
-
 def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -74,7 +61,7 @@ def stack_pids(home: Path) -> dict[str, int]:
             pid = int(path.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if pid_alive(pid) and MARKERS[name] in _cmdline(pid):
+        if alive(pid) and MARKERS[name] in _cmdline(pid):
             found[name] = pid
     return found
 
