@@ -5,7 +5,6 @@ here, only when a command needs them: `ledger --help` and `ledger balance` must 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
 
     from cli.stack import LocalStack
     from ledger.service import Ledger
+    from ledger.writemodel import WriteModelFold
     from projections.statement_view import BalanceRow
 
 
@@ -115,7 +115,7 @@ def make_ledger(obj: Context) -> Ledger:
     return Ledger(CommandHandler(store), clock=obj.settings.clock, actor=f"cli:{getpass.getuser()}")
 
 
-def write_model_fold(obj: Context) -> Callable[[str, int | None], tuple[int, list[int]] | None]:
+def write_model_fold(obj: Context) -> WriteModelFold:
     """The write-model fold that verify and rebuild compare the read models with."""
     from ledger.writemodel import write_model_fold as fold_of
 

@@ -21,7 +21,7 @@ from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountEvent
 from ledger.errors import ServiceUnavailableError
 from ledger.store import StoredEvent, VersionConflict, decode_event, encode_events
-from ledger.streams import account_stream, snapshot_stream
+from ledger.streams import ACCOUNT_STREAM_PREFIX, account_stream, snapshot_stream
 
 log = logging.getLogger("ledger.eventstore")
 
@@ -97,6 +97,23 @@ class AccountEventStore:
             except NotFound:
                 return None
         return self._decode(recorded[0]) if recorded else None
+
+    def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:
+        """(account id, event) of every account event in $all order, from a position on."""
+        with _translated("reading $all"):
+            recorded = self.client.read_all(
+                commit_position=from_position or None,
+                filter_include=[ACCOUNT_STREAM_PREFIX + ".*"],
+                filter_by_stream_name=True,
+            )
+            try:
+                for r in recorded:
+                    # The filter is a regular expression that may match inside a name too.
+                    if r.stream_name.startswith(ACCOUNT_STREAM_PREFIX):
+                        yield r.stream_name[len(ACCOUNT_STREAM_PREFIX) :], self._decode(r)
+            finally:
+                # Stop the server-side read before the caller can close the channel.
+                recorded.stop()
 
     @staticmethod
     def _decode(recorded: Any) -> StoredEvent:

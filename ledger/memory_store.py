@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from ledger.accounts.commands import CommandMeta
@@ -47,6 +47,18 @@ class InMemoryEventStore:
             records = self._streams.get(account_id, [])
             record = records[revision] if 0 <= revision < len(records) else None
         return _decode(revision, record) if record is not None else None
+
+    def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:
+        """(account id, event) of every account event in $all order, from a position on."""
+        with self._lock:
+            found = [
+                (record.commit_position, account_id, revision, record)
+                for account_id, stream in self._streams.items()
+                for revision, record in enumerate(stream)
+                if record.commit_position >= from_position
+            ]
+        for _, account_id, revision, record in sorted(found, key=lambda f: f[0]):
+            yield account_id, _decode(revision, record)
 
     def append(
         self,

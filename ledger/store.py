@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,6 +92,11 @@ class EventStore(Protocol):
 
     def read_one(self, account_id: str, *, revision: int) -> StoredEvent | None:
         """The event at one revision of the account, if there is one."""
+        ...
+
+    def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:
+        """(account id, event) of every account event in $all order, from the event at
+        `from_position` (a commit position, or 0 for the start) to the end."""
         ...
 
     def append(

@@ -1,9 +1,9 @@
-"""Folds an account from the write model (its stream), optionally up to a $all position."""
+"""The write model folded from the event store: one account's stream, or the books at a $all
+position (every account stream up to it) that verify and rebuild compare read models with."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from ledger.accounts.books import Books
 from ledger.accounts.decider import State, evolve, initial_state
 from ledger.accounts.events import Posting
 from ledger.store import EventStore
@@ -24,14 +24,33 @@ def fold_account(
     return state, postings
 
 
-def write_model_fold(
-    store: EventStore,
-) -> Callable[[str, int | None], tuple[int, list[int]] | None]:
-    """The fold verify and rebuild compare read models with: (balance, posting revisions) of an
-    account up to a $all position, or None when its stream does not exist."""
+class WriteModelFold:
+    """The books at a $all position, read from $all; called again with a later position it
+    folds only the events in between (the Books it returned before moves forward with it)."""
 
-    def fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
-        state, revisions = fold_account(store, account_id, upto)
-        return (state.balance, revisions) if state.revision >= 0 else None
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.books = Books()
+        self._resume = 0  # the commit position of the last event folded (0: none yet)
 
-    return fold
+    def __call__(self, upto: int) -> Books:
+        """Every account event at or before `upto` folded; later ones are only counted."""
+        if upto < self.books.position:
+            self.books, self._resume = Books(), 0  # an earlier position: fold from the start
+        later = 0
+        for account_id, stored in self.store.read_all(from_position=self._resume):
+            position = stored.commit_position
+            if position <= self._resume and self._resume:
+                continue  # the event the read resumed at, folded already
+            if position <= upto and not later:
+                self.books.add(account_id, stored.revision, position, stored.event)
+                self._resume = position
+            else:
+                later += 1
+        self.books.position, self.books.later_events = upto, later
+        return self.books
+
+
+def write_model_fold(store: EventStore) -> WriteModelFold:
+    """The write-model fold verify and rebuild compare read models with (see WriteModelFold)."""
+    return WriteModelFold(store)

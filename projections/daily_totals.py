@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from psycopg import Cursor, sql
 
-from ledger.accounts.events import MoneyDeposited, MoneyWithdrawn, Posting, PostingReversed
+from ledger.accounts.daily import DayKey, DayTotals, add_posting, day_key
+from ledger.accounts.events import Posting
 from projections.feed import Applied
 
 
@@ -19,19 +19,11 @@ class DailyTotalsProjection:
     tables = ("daily_totals",)
 
     def apply(self, cur: Cursor[Any], events: Sequence[Applied], suffix: str) -> None:
-        totals: dict[tuple[str, dt.date], list[int]] = {}
+        totals: dict[DayKey, DayTotals] = {}
         for _stored, event in events:
-            if not isinstance(event, Posting):
-                continue
-            day = event.occurred_at.astimezone(dt.UTC).date()
-            t = totals.setdefault((event.currency, day), [0, 0, 0, 0])
-            if isinstance(event, MoneyDeposited):
-                t[0] += event.amount
-            elif isinstance(event, MoneyWithdrawn):
-                t[1] += -event.amount
-            elif isinstance(event, PostingReversed):
-                t[2] += event.amount
-            t[3] += 1
+            if isinstance(event, Posting):
+                key = day_key(event)
+                totals[key] = add_posting(totals.get(key, DayTotals()), event)
         if not totals:
             return
         table = sql.Identifier("daily_totals" + suffix)
@@ -42,7 +34,7 @@ class DailyTotalsProjection:
             "withdrawn = {t}.withdrawn + EXCLUDED.withdrawn, "
             "reversed = {t}.reversed + EXCLUDED.reversed, count = {t}.count + EXCLUDED.count"
         ).format(t=table)
-        cur.executemany(query, [(c, d, *v) for (c, d), v in totals.items()])
+        cur.executemany(query, [(c, d, *v.columns()) for (c, d), v in totals.items()])
 
 
 PROJECTION = DailyTotalsProjection()

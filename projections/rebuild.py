@@ -16,16 +16,18 @@ from projections.checkpoints import advance_checkpoint, read_checkpoints
 from projections.db import connect, migrate
 from projections.feed import SHADOW
 from projections.runner import Progress, Runner
-from projections.verify import Violation, WriteModelFold, verify_rebuilt
+from projections.verify import Violation, WriteModelFold, verify
 
 
 class RebuildVerificationError(CheckFailedError):
     """The shadow tables do not match the write model; they are kept for inspection."""
 
     def __init__(self, violations: list[Violation]) -> None:
+        shown = "; ".join(str(v) for v in violations[:3])
         super().__init__(
-            f"the rebuilt read models failed verification ({len(violations)} violations); "
-            "the live tables are untouched and the shadow tables are kept for inspection"
+            f"the rebuilt read models failed verification ({len(violations)} violations: "
+            f"{shown}); the live tables are untouched and the shadow tables are kept for "
+            "inspection"
         )
         self.violations = violations
 
@@ -133,7 +135,7 @@ def rebuild(
         report.events = shadow.progress.events
         # 2 verify the shadow against the write model at its own position S, while live runs.
         built_at = min(read_checkpoints(conn, [n + SHADOW for n in names]).values())
-        violations = verify_rebuilt(conn, fold, names, SHADOW, built_at)
+        violations = verify(conn, fold, suffix=SHADOW, projections=names)
         if violations:
             raise RebuildVerificationError(violations)
         # 3 pause live at P, bring the shadow to P, re-verify what moved, swap: one transaction.
@@ -149,20 +151,8 @@ def rebuild(
                 report.events += catch_up.progress.events
                 shadow_at = live_at
             swap_at = max(live_at, shadow_at)
-            moved = (
-                [
-                    r[0]
-                    for r in conn.execute(
-                        sql.SQL("SELECT account_id FROM {} WHERE last_position > %s").format(
-                            sql.Identifier("account_balances" + SHADOW)
-                        ),
-                        (built_at,),
-                    )
-                ]
-                if "balances" in names
-                else None
-            )
-            violations = verify_rebuilt(conn, fold, names, SHADOW, swap_at, moved)
+            # Only what moved since S needs checking again (the fold reads only the events since).
+            violations = verify(conn, fold, suffix=SHADOW, projections=names, since=built_at)
             if violations:
                 raise RebuildVerificationError(violations)
             for name in names:

@@ -1,225 +1,334 @@
-"""Invariant checks on the read models, at rest, against themselves and the write model."""
+"""Verify the read models against the write model at one point: each table, as of its checkpoint,
+compared both ways with the books folded up to that same $all position (later events are lag)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
-# (balance, posting revisions) of an account folded from its stream up to a position, or None.
-WriteModelFold = Callable[[str, int | None], tuple[int, list[int]] | None]
+from ledger.accounts.books import Books
+from ledger.accounts.daily import DayTotals
+from ledger.accounts.events import Posting
+from ledger.currency import CURRENCY_EXPONENTS, format_amount
+from projections.applier import PROJECTIONS
+from projections.checkpoints import read_checkpoints
+from projections.names import PROJECTION_NAMES
+
+# The write model's books folded up to a $all position (ledger.writemodel.write_model_fold).
+WriteModelFold = Callable[[int], Books]
+
+WRONG, MISSING, EXTRA = "wrong value", "missing row", "extra row"
+COLUMNS = ("deposited", "withdrawn", "reversed", "count")  # of daily_totals, as DayTotals has them
+SHOWN = 3  # differences of one account spelled out in a violation; the rest are counted
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken invariant."""
+    """One row (or set of rows) of a read model that the write model does not agree with."""
 
-    check: str
+    table: str
+    check: str  # wrong value, missing row or extra row
     account_id: str | None
+    day: str | None  # "EUR 2026-11-26" for a daily total
     detail: str
+
+    def __str__(self) -> str:
+        subject = f"account {self.account_id}" if self.account_id is not None else self.day
+        return f"{self.table}: {self.check} for {subject}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What verify found: violations, the positions checked, and the events after them."""
+
+    violations: list[Violation]
+    checkpoints: dict[str, int]
+    lag_events: int
+
+    @property
+    def ok(self) -> bool:
+        """No violation (lag is not one)."""
+        return not self.violations
+
+
+def money(minor: int, currency: str | None) -> str:
+    """Minor units as money ("-52.00 EUR"); minor units when the currency is unknown."""
+    if currency is not None and currency in CURRENCY_EXPONENTS:
+        return f"{format_amount(minor, currency)} {currency}"
+    return f"{minor} minor units (currency unknown)"
+
+
+@contextmanager
+def _one_snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Every query inside reads one snapshot of the database (or the caller's transaction)."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        yield
+        return
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def check(
+    conn: psycopg.Connection[Any],
+    fold: WriteModelFold,
+    *,
+    suffix: str = "",
+    projections: Sequence[str] = PROJECTION_NAMES,
+    since: int | None = None,
+) -> Verification:
+    """Compare each projection's tables (named with `suffix`) at its checkpoint with the books
+    at that position, both ways. `since` limits accounts to those that moved after it."""
+    found: list[Violation] = []
+    lag: int | None = None
+    with _one_snapshot(conn):
+        slots = read_checkpoints(conn, [name + suffix for name in projections])
+        for position in sorted(set(slots.values())):
+            books = fold(position)
+            lag = books.later_events if lag is None else lag
+            for name in projections:
+                if slots[name + suffix] == position:
+                    found += _COMPARE[name](conn, books, name_table(name, suffix), since)
+    return Verification(found, slots, lag or 0)
 
 
 def verify(
     conn: psycopg.Connection[Any],
-    fold: WriteModelFold | None,
+    fold: WriteModelFold,
     *,
     suffix: str = "",
-    upto: int | None = None,
-    accounts: list[str] | None = None,
+    projections: Sequence[str] = PROJECTION_NAMES,
+    since: int | None = None,
 ) -> list[Violation]:
-    """Check every invariant; an empty list means the read models are sound.
-
-    `accounts` limits the (costly) comparison with the write model to those accounts.
-    """
-    t = {
-        "b": sql.Identifier("account_balances" + suffix),
-        "s": sql.Identifier("account_statements" + suffix),
-    }
-    found: list[Violation] = []
-    for account_id, balance, last in conn.execute(
-        sql.SQL(
-            "SELECT b.account_id, b.balance, s.balance_after FROM {b} b LEFT JOIN LATERAL"
-            " (SELECT balance_after FROM {s} WHERE account_id = b.account_id"
-            "  ORDER BY revision DESC LIMIT 1) s ON true"
-            " WHERE b.balance IS DISTINCT FROM COALESCE(s.balance_after, 0)"
-        ).format(**t)
-    ):
-        found.append(
-            Violation(
-                "balance-vs-statement",
-                account_id,
-                f"balance {balance} but the last statement line says {last}",
-            )
-        )
-    for account_id, revision, amount, after, previous in conn.execute(
-        sql.SQL(
-            "SELECT account_id, revision, amount, balance_after, prev FROM ("
-            " SELECT account_id, revision, amount, balance_after, COALESCE(lag(balance_after)"
-            "  OVER (PARTITION BY account_id ORDER BY revision), 0) AS prev FROM {s}) x"
-            " WHERE balance_after <> prev + amount"
-        ).format(**t)
-    ):
-        found.append(
-            Violation(
-                "statement-chain",
-                account_id,
-                f"revision {revision}: {previous} + {amount} != balance_after {after}",
-            )
-        )
-    for (account_id,) in conn.execute(
-        sql.SQL(
-            "SELECT DISTINCT s.account_id FROM {s} s LEFT JOIN {b} b USING (account_id)"
-            " WHERE b.account_id IS NULL"
-        ).format(**t)
-    ):
-        found.append(Violation("orphan-statement", account_id, "statement lines, no account"))
-    for currency, balances, postings in conn.execute(
-        sql.SQL(
-            "SELECT b.currency, sum(b.balance), COALESCE(sum(p.total), 0) FROM {b} b"
-            " LEFT JOIN (SELECT account_id, sum(amount) AS total FROM {s} GROUP BY account_id) p"
-            " USING (account_id) GROUP BY b.currency"
-            " HAVING sum(b.balance) <> COALESCE(sum(p.total), 0)"
-        ).format(**t)
-    ):
-        found.append(
-            Violation(
-                "currency-totals",
-                None,
-                f"{currency}: balances sum to {balances}, postings to {postings}",
-            )
-        )
-    if fold is not None:
-        found.extend(_against_write_model(conn, fold, t, upto, accounts))
-    return found
+    """The violations `check` finds; an empty list means the read models are sound."""
+    return check(conn, fold, suffix=suffix, projections=projections, since=since).violations
 
 
-def _against_write_model(
-    conn: psycopg.Connection[Any],
-    fold: WriteModelFold,
-    t: dict[str, sql.Identifier],
-    upto: int | None,
-    only: list[str] | None,
-) -> list[Violation]:
-    found: list[Violation] = []
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT account_id, balance FROM {b}"
-            " WHERE %(all)s OR account_id = ANY(%(only)s) ORDER BY account_id"
-        ).format(**t),
-        {"all": only is None, "only": only or []},
+def name_table(projection: str, suffix: str) -> str:
+    """The one table of a projection, live or a rebuild's shadow."""
+    (table,) = PROJECTIONS[projection].tables
+    return table + suffix
+
+
+def _accounts(
+    conn: psycopg.Connection[Any], books: Books, table: str, column: str, since: int | None
+) -> list[str] | None:
+    """Every account (None), or those that moved after `since` on either side."""
+    if since is None:
+        return None
+    moved = books.moved_since(since)
+    moved.update(
+        r[0]
+        for r in conn.execute(
+            sql.SQL("SELECT DISTINCT account_id FROM {} WHERE {} > %s").format(
+                sql.Identifier(table), sql.Identifier(column)
+            ),
+            (since,),
+        )
+    )
+    return sorted(moved)
+
+
+def _rows(conn: psycopg.Connection[Any], query: str, table: str, only: list[str] | None) -> Any:
+    where = " WHERE account_id = ANY(%(only)s)" if only is not None else ""
+    return conn.execute(
+        sql.SQL(query + where + " ORDER BY 1, 2").format(sql.Identifier(table)), {"only": only}
     ).fetchall()
-    for account_id, balance in rows:
-        folded = fold(account_id, upto)
-        if folded is None:
-            found.append(Violation("write-model", account_id, "no such stream in the store"))
-            continue
-        expected, posting_revisions = folded
-        if balance != expected:
-            found.append(
-                Violation(
-                    "write-model",
-                    account_id,
-                    f"read model says {balance}, the stream folds to {expected}",
-                )
-            )
-        projected = [
-            r[0]
-            for r in conn.execute(
-                sql.SQL("SELECT revision FROM {s} WHERE account_id = %s ORDER BY revision").format(
-                    **t
-                ),
-                (account_id,),
-            )
-        ]
-        if projected != posting_revisions:
-            missing = sorted(set(posting_revisions) - set(projected))
-            extra = sorted(set(projected) - set(posting_revisions))
-            found.append(
-                Violation(
-                    "statement-revisions",
-                    account_id,
-                    f"missing revisions {missing[:5]}, unexpected {extra[:5]}",
-                )
-            )
-    return found
 
 
-def verify_rebuilt(
-    conn: psycopg.Connection[Any],
-    fold: WriteModelFold,
-    names: list[str],
-    suffix: str,
-    upto: int,
-    accounts: list[str] | None = None,
+def _differs(what: str, got: Any, want: Any, currency: str | None = None) -> str | None:
+    if got == want:
+        return None
+    if currency is None or not isinstance(got, int) or not isinstance(want, int):
+        return f"{what} {got!r}, the write model has {want!r}"
+    return (
+        f"{what} {money(got, currency)}, the write model has {money(want, currency)}: "
+        f"off by {money(got - want, currency)}"
+    )
+
+
+def _compare_balances(
+    conn: psycopg.Connection[Any], books: Books, table: str, since: int | None
 ) -> list[Violation]:
-    """Verify a rebuild's tables (`suffix`) at a position: each projection on its own terms."""
-    if "balances" in names and "statements" in names:
-        return verify(conn, fold, suffix=suffix, upto=upto, accounts=accounts)
-    found: list[Violation] = []
-    s = sql.Identifier("account_statements" + suffix)
-    b = sql.Identifier("account_balances" + suffix)
-    live_b = sql.Identifier("account_balances")
-    every_account = accounts is None
-    if accounts is None:
-        source = b if "balances" in names else live_b
-        accounts = [r[0] for r in conn.execute(sql.SQL("SELECT account_id FROM {}").format(source))]
-    folds = {a: fold(a, upto) for a in accounts}
-    if "balances" in names:
-        for account_id, balance in conn.execute(
-            sql.SQL("SELECT account_id, balance FROM {} WHERE account_id = ANY(%s)").format(b),
-            (accounts,),
-        ):
-            folded = folds.get(account_id)
-            if folded is None or folded[0] != balance:
-                found.append(
-                    Violation("write-model", account_id, f"balance {balance}, fold {folded}")
+    only = _accounts(conn, books, table, "last_position", since)
+    expected = {a: s for a, s in books.accounts.items() if only is None or a in only}
+    found = []
+    for account_id, owner, currency, balance, limit, status, revision in _rows(
+        conn,
+        "SELECT account_id, owner, currency, balance, overdraft_limit, status, last_revision"
+        " FROM {}",
+        table,
+        only,
+    ):
+        state = expected.pop(account_id, None)
+        if state is None:
+            found.append(
+                Violation(
+                    table,
+                    EXTRA,
+                    account_id,
+                    None,
+                    f"balance {money(balance, currency)}, but the store has no event of the "
+                    f"account up to position {books.position}",
                 )
-    if "statements" in names:
-        for account_id in accounts:
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT revision, amount, balance_after FROM {} WHERE account_id = %s"
-                    " ORDER BY revision"
-                ).format(s),
-                (account_id,),
-            ).fetchall()
-            folded = folds.get(account_id)
-            running = 0
-            for revision, amount, after in rows:
-                if after != running + amount:
-                    found.append(Violation("statement-chain", account_id, f"revision {revision}"))
-                running = after
-            if folded is not None and ([r[0] for r in rows], running) != (folded[1], folded[0]):
-                found.append(
-                    Violation("statement-revisions", account_id, "differs from the stream")
-                )
-    # Daily totals are kept per currency and day, not per account: they can only be compared
-    # with the balances when every account is checked, not a few that moved.
-    if "daily_totals" in names and every_account:
-        expected: dict[str, int] = {}
-        for account_id, currency in conn.execute(
-            "SELECT account_id, currency FROM account_balances WHERE account_id = ANY(%s)",
-            (accounts,),
-        ):
-            folded = folds.get(account_id)
-            expected[currency] = expected.get(currency, 0) + (folded[0] if folded else 0)
-        totals = conn.execute(
-            sql.SQL(
-                "SELECT currency, sum(deposited - withdrawn + reversed) FROM {} GROUP BY currency"
-            ).format(sql.Identifier("daily_totals" + suffix))
-        ).fetchall()
-        got = {c: int(v) for c, v in totals}
-        for currency in set(got) | set(expected):
-            if got.get(currency, 0) != expected.get(currency, 0):
-                found.append(
-                    Violation(
-                        "daily-totals",
-                        None,
-                        f"{currency}: days sum to {got.get(currency, 0)}, "
-                        f"balances fold to {expected.get(currency, 0)}",
-                    )
-                )
+            )
+            continue
+        diffs = [
+            _differs("balance", balance, state.balance, state.currency),
+            _differs("currency", currency, state.currency),
+            _differs("overdraft limit", limit, state.overdraft_limit, state.currency),
+            _differs("status", status, str(state.status)),
+            _differs("owner", owner, state.owner),
+            _differs("last revision", revision, state.revision),
+        ]
+        if any(diffs):
+            found.append(Violation(table, WRONG, account_id, None, _joined(diffs)))
+    for account_id, state in expected.items():
+        found.append(
+            Violation(
+                table,
+                MISSING,
+                account_id,
+                None,
+                f"no row, but the store's stream folds to {money(state.balance, state.currency)}"
+                f" (revision {state.revision}) at position {books.position}",
+            )
+        )
     return found
+
+
+def _compare_statements(
+    conn: psycopg.Connection[Any], books: Books, table: str, since: int | None
+) -> list[Violation]:
+    only = _accounts(conn, books, table, "position", since)
+    projected: dict[str, dict[int, tuple[Any, ...]]] = {}
+    for account_id, revision, *row in _rows(
+        conn,
+        "SELECT account_id, revision, kind, transaction_id, amount, balance_after FROM {}",
+        table,
+        only,
+    ):
+        projected.setdefault(account_id, {})[revision] = tuple(row)
+    expected = {a: p for a, p in books.postings.items() if only is None or a in only}
+    found = []
+    for account_id in sorted(set(projected) | set(expected)):
+        rows, postings = projected.get(account_id, {}), expected.get(account_id, {})
+        currency = books.accounts[account_id].currency if account_id in books.accounts else None
+        extra = [r for r in rows if r not in postings]
+        missing = [r for r in postings if r not in rows]
+        wrong = [
+            d
+            for r in sorted(set(rows) & set(postings))
+            if (d := _posting_differs(r, rows[r], postings[r], currency))
+        ]
+        if wrong:
+            found.append(Violation(table, WRONG, account_id, None, _counted(wrong, "rows")))
+        if missing:
+            found.append(
+                Violation(
+                    table,
+                    MISSING,
+                    account_id,
+                    None,
+                    _counted(
+                        [f"revision {r} ({money(postings[r].amount, currency)})" for r in missing],
+                        "rows",
+                    )
+                    + f": postings in the store up to position {books.position}, no row",
+                )
+            )
+        if extra:
+            found.append(
+                Violation(
+                    table,
+                    EXTRA,
+                    account_id,
+                    None,
+                    _counted(
+                        [f"revision {r} ({money(rows[r][2], currency)})" for r in extra], "rows"
+                    )
+                    + f": rows with no posting in the store up to position {books.position}",
+                )
+            )
+    return found
+
+
+def _posting_differs(
+    revision: int, row: tuple[Any, ...], posting: Posting, currency: str | None
+) -> str | None:
+    kind, transaction_id, amount, after = row
+    diffs = [
+        _differs("amount", amount, posting.amount, currency),
+        _differs("balance after", after, posting.balance_after, currency),
+        _differs("kind", kind, str(getattr(posting, "kind", ""))),
+        _differs("transaction", transaction_id, posting.transaction_id),
+    ]
+    return f"revision {revision}: {_joined(diffs)}" if any(diffs) else None
+
+
+def _compare_daily_totals(
+    conn: psycopg.Connection[Any], books: Books, table: str, since: int | None
+) -> list[Violation]:
+    expected = dict(books.daily)
+    found = []
+    for currency, day, *totals in conn.execute(
+        sql.SQL(
+            "SELECT currency, day, deposited, withdrawn, reversed, count FROM {} ORDER BY 1, 2"
+        ).format(sql.Identifier(table))
+    ):
+        got, key = DayTotals(*totals), f"{currency} {day.isoformat()}"
+        want = expected.pop((currency, day), None)
+        if want is None:
+            found.append(
+                Violation(
+                    table,
+                    EXTRA,
+                    None,
+                    key,
+                    f"deposited {money(got.deposited, currency)} in {got.count} postings, but the "
+                    f"store has no posting that day up to position {books.position}",
+                )
+            )
+            continue
+        diffs = [
+            _differs(column, value, getattr(want, column), None if column == "count" else currency)
+            for column, value in zip(COLUMNS, got.columns(), strict=True)
+        ]
+        if any(diffs):
+            found.append(Violation(table, WRONG, None, key, _joined(diffs)))
+    for (currency, day), want in sorted(expected.items()):
+        found.append(
+            Violation(
+                table,
+                MISSING,
+                None,
+                f"{currency} {day.isoformat()}",
+                f"no row, but the store has {want.count} postings that day (deposited "
+                f"{money(want.deposited, currency)}) up to position {books.position}",
+            )
+        )
+    return found
+
+
+def _joined(parts: Sequence[str | None]) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _counted(items: Sequence[str], what: str) -> str:
+    more = f" (and {len(items) - SHOWN} more {what})" if len(items) > SHOWN else ""
+    return ", ".join(items[:SHOWN]) + more
+
+
+_COMPARE: dict[
+    str, Callable[[psycopg.Connection[Any], Books, str, int | None], list[Violation]]
+] = {
+    "balances": _compare_balances,
+    "statements": _compare_statements,
+    "daily_totals": _compare_daily_totals,
+}

@@ -46,10 +46,9 @@ def assert_exactly_once(
 ) -> None:
     """Every posting once in the statements, totals counted once, balances equal to the fold."""
     fold = write_model_fold(store)
+    books = fold(store.commit_position())
     for acc in ids:
-        folded = fold(acc, None)
-        assert folded is not None
-        balance, revisions = folded
+        balance, revisions = books.accounts[acc].balance, sorted(books.postings[acc])
         rows = conn.execute(
             "SELECT revision FROM account_statements WHERE account_id = %s ORDER BY revision",
             (acc,),

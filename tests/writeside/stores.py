@@ -54,6 +54,9 @@ class DelegatingStore:
     def read_one(self, account_id: str, *, revision: int) -> StoredEvent | None:
         return self.store.read_one(account_id, revision=revision)
 
+    def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:
+        return self.store.read_all(from_position=from_position)
+
     def append(
         self,
         account_id: str,
