@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from esdblite.process import ServerProcess
+from ledger.accounts.books import Books
 from ledger.eventstore import AccountEventStore
 from ledger.handler import Outcome
 from ledger.service import Ledger
@@ -242,23 +243,62 @@ def test_a_rebuild_that_fails_verification_keeps_live_and_shadow_tables(
     db: psycopg.Connection,
 ) -> None:
     server = servers()
-    seed(make_ledger(server.uri), accounts=2, deposits=5)
+    ids, _ = seed(make_ledger(server.uri), accounts=2, deposits=5)
     catch_up(database_url, server.uri)
     fold = write_model_fold(make_store(server.uri))
     before = {t: table_rows(db, t) for t in TABLES}
     checkpoints = live_checkpoints(db)
+    honest = write_model_fold(make_store(server.uri))
 
-    def lying_fold(account_id: str, upto: int | None) -> tuple[int, list[int]] | None:
-        folded = fold(account_id, upto)
-        return None if folded is None else (folded[0] + 1, folded[1])
+    def lying_fold(upto: int) -> Books:
+        books = honest(upto)
+        books.accounts = {a: s._replace(balance=s.balance + 1) for a, s in books.accounts.items()}
+        return books
 
     with pytest.raises(RebuildVerificationError) as refused:
         rebuild(database_url, server.uri, lying_fold)
 
-    assert {v.check for v in refused.value.violations} == {"write-model"}
-    assert len(refused.value.violations) == 2
+    assert {(v.table, v.check, v.account_id) for v in refused.value.violations} == {
+        ("account_balances__next", "wrong value", acc) for acc in ids
+    }
+    assert "off by -0.01 EUR" in str(refused.value)
     assert {t: table_rows(db, t) for t in TABLES} == before
     assert live_checkpoints(db) == checkpoints
     assert shadow_exists(db, NAMES)
     assert rebuild(database_url, server.uri, fold).resumed
+    assert verify(db, fold) == []
+
+
+def test_a_rebuild_refuses_a_corrupted_shadow_daily_total(
+    servers: Callable[..., ServerProcess],
+    make_ledger: Callable[..., Ledger],
+    make_store: Callable[[str], AccountEventStore],
+    database_url: str,
+    db: psycopg.Connection,
+) -> None:
+    server = servers()
+    seed(make_ledger(server.uri), accounts=3, deposits=20)
+    catch_up(database_url, server.uri)
+    fold = write_model_fold(make_store(server.uri))
+    before = {t: table_rows(db, t) for t in TABLES}
+
+    def interrupt(progress: Progress) -> None:
+        if progress.events >= 10:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        rebuild(database_url, server.uri, fold, batch_size=10, on_progress=interrupt)
+    db.execute("UPDATE daily_totals__next SET deposited = deposited + 100")
+
+    with pytest.raises(RebuildVerificationError) as refused:
+        rebuild(database_url, server.uri, fold, batch_size=10)
+
+    [violation] = refused.value.violations
+    assert (violation.table, violation.check) == ("daily_totals__next", "wrong value")
+    assert "off by 1.00 EUR" in violation.detail
+    assert {t: table_rows(db, t) for t in TABLES} == before
+    assert shadow_exists(db, NAMES)
+    assert rebuild(database_url, server.uri, fold, discard_previous=True).differences == (
+        dict.fromkeys(TABLES, 0)
+    )
     assert verify(db, fold) == []
