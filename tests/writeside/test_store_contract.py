@@ -185,3 +185,29 @@ def test_a_snapshot_is_no_event_of_the_account_stream(store: EventStore, account
 
     assert len(store.read(account_id)) == 2
     store.append(account_id, expected_revision=1, events=[deposited(account_id, 2)], meta=META)
+
+
+def test_read_all_gives_every_account_event_in_all_order_from_a_position_on(
+    store: EventStore, account_id: str
+) -> None:
+    other = account_id + "-other"
+    store.append(account_id, expected_revision=-1, events=history(account_id, 1), meta=META)
+    store.write_snapshot(account_id, b"{}")
+    store.append(other, expected_revision=-1, events=history(other, 1), meta=META)
+    last = store.append(
+        account_id, expected_revision=1, events=[deposited(account_id, 2)], meta=META
+    )
+    mine = {account_id, other}
+
+    read = [(a, s.revision, s.commit_position) for a, s in store.read_all() if a in mine]
+    resumed = [(a, s.revision) for a, s in store.read_all(from_position=read[1][2]) if a in mine]
+
+    assert [(a, r) for a, r, _ in read] == [
+        (account_id, 0),
+        (account_id, 1),
+        (other, 0),
+        (other, 1),
+        (account_id, 2),
+    ]
+    assert [p for _, _, p in read] == sorted(p for _, _, p in read) and read[-1][2] == last
+    assert resumed == [(account_id, 1), (other, 0), (other, 1), (account_id, 2)]
