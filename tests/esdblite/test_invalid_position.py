@@ -41,7 +41,7 @@ def test_reads_from_record_positions_the_start_and_the_end_succeed(client: Event
         for r in client.read_all(commit_position=second, backwards=True, limit=1, **NO_FILTER)
     ] == [first]
     last = client.get_commit_position(**NO_FILTER)
-    end = [r for r in client.read_all(backwards=True, limit=1, **NO_FILTER)][0]
+    end = next(iter(client.read_all(backwards=True, limit=1, **NO_FILTER)))
     assert end.commit_position == last
 
 
