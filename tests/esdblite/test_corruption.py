@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,31 +11,15 @@ from tests.esdblite.support import (
     ANY,
     NO_FILTER,
     NO_STREAM,
+    flip_byte,
     ids,
     new_events,
     parse_frames,
     read_log,
+    run_esdblite,
     unique,
 )
 from tests.support.esdb import Servers
-
-
-def _flip(log: Path, at: int) -> None:
-    with log.open("r+b") as f:
-        f.seek(at)
-        byte = f.read(1)
-        f.seek(at)
-        f.write(bytes([byte[0] ^ 0xFF]))
-
-
-def _esdblite(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "esdblite", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("index", ["kept", "deleted"])
@@ -54,7 +36,7 @@ def test_a_bad_frame_in_the_middle_of_the_log_refuses_to_start_and_cuts_nothing(
     assert server.stop() == 0
     frames, _ = parse_frames(log)
     victim = frames[-3]
-    _flip(log, victim.offset + 8 + len(victim.payload) // 2)
+    flip_byte(log, victim.offset + 8 + len(victim.payload) // 2)
     size = log.stat().st_size
     if index == "deleted":
         for path in data.glob("index.sqlite*"):
@@ -84,11 +66,11 @@ def test_repair_backs_up_then_cuts_at_the_bad_frame(servers: Servers, tmp_path: 
     assert server.stop() == 0
     frames, _ = parse_frames(log)
     victim = frames[-2]
-    _flip(log, victim.offset + 8 + len(victim.payload) // 2)
+    flip_byte(log, victim.offset + 8 + len(victim.payload) // 2)
     original = log.read_bytes()
 
     backup_dir = tmp_path / "before-repair"
-    result = _esdblite("repair", "--data", str(data), "--backup", str(backup_dir))
+    result = run_esdblite("repair", "--data", str(data), "--backup", str(backup_dir))
     assert result.returncode == 0, result.stderr
     assert f"bad frame at offset {victim.offset}" in result.stdout
     assert f"cut the log at offset {victim.offset}" in result.stdout
@@ -116,7 +98,7 @@ def test_repair_of_a_sound_log_changes_nothing(servers: Servers, tmp_path: Path)
     )
     assert server.stop() == 0
     before = (data / "events.log").read_bytes()
-    result = _esdblite("repair", "--data", str(data))
+    result = run_esdblite("repair", "--data", str(data))
     assert result.returncode == 0, result.stderr
     assert "nothing to repair" in result.stdout
     assert (data / "events.log").read_bytes() == before

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.esdblite.support import NO_STREAM, new_events, unique
+from tests.esdblite.support import NO_STREAM, new_events, run_esdblite, unique
 from tests.support.esdb import Servers
 
 
@@ -31,6 +29,13 @@ def modes(directory: Path) -> dict[str, int]:
     return found
 
 
+def assert_private(directory: Path, *names: str) -> None:
+    """The directory is 0700, every file in it 0600, and the named files are there."""
+    found = modes(directory)
+    assert set(names) <= set(found), found
+    assert found == {".": 0o700} | {name: 0o600 for name in found if name != "."}
+
+
 def test_a_data_directory_and_its_files_are_private(
     umask_022: None, servers: Servers, tmp_path: Path
 ):
@@ -39,32 +44,22 @@ def test_a_data_directory_and_its_files_are_private(
     servers.client(server).append_to_stream(
         unique(), current_version=NO_STREAM, events=new_events(3)
     )
-    running = modes(data)
-    assert {
+    assert_private(
+        data,
         "events.log",
         "index.sqlite",
         "index.sqlite-wal",
         "index.sqlite-shm",
         "esdblite.port",
         "LOCK",
-    } <= set(running)
-    assert running == {".": 0o700} | {name: 0o600 for name in running if name != "."}
+    )
     assert server.stop() == 0
-    stopped = modes(data)
-    assert stopped == {".": 0o700} | {name: 0o600 for name in stopped if name != "."}
+    assert_private(data, "events.log", "index.sqlite", "stats.json")
 
     copy = tmp_path / "copy"
-    result = subprocess.run(
-        [sys.executable, "-m", "esdblite", "backup", "--data", str(data), str(copy)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_esdblite("backup", "--data", str(data), str(copy))
     assert result.returncode == 0, result.stderr
-    copied = modes(copy)
-    assert {"events.log", "index.sqlite"} <= set(copied)
-    assert copied == {".": 0o700} | {name: 0o600 for name in copied if name != "."}
+    assert_private(copy, "events.log", "index.sqlite")
 
 
 def test_a_data_directory_left_open_by_an_older_version_is_narrowed(
@@ -79,6 +74,5 @@ def test_a_data_directory_left_open_by_an_older_version_is_narrowed(
     data.chmod(0o755)
     for path in data.iterdir():
         path.chmod(0o644)
-    server = servers.start(data)
-    found = modes(data)
-    assert found == {".": 0o700} | {name: 0o600 for name in found if name != "."}
+    servers.start(data)
+    assert_private(data, "events.log", "index.sqlite", "LOCK")

@@ -4,13 +4,21 @@ reclaims what no stream read shows, keeping every surviving $all position."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from esdbclient import EventStoreDBClient
 
-from tests.esdblite.support import ANY, NO_FILTER, NO_STREAM, ids, new_events, read_log, unique
+from tests.esdblite.support import (
+    ANY,
+    NO_FILTER,
+    NO_STREAM,
+    ids,
+    new_events,
+    read_log,
+    run_esdblite,
+    snapshot,
+    unique,
+)
 from tests.support.esdb import Servers
 from tests.support.waiting import wait_until
 
@@ -65,16 +73,6 @@ def test_truncate_before_and_metastreams_show_only_what_eventstoredb_shows(
     assert [m.stream_position for m in meta] == [1]
 
 
-def _scavenge(data: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "esdblite", "scavenge", "--data", str(data)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _populate_with_retention(client: EventStoreDBClient) -> tuple[str, str, str, str]:
     capped, deleted, plain, tomb = (unique(n) for n in ("capped", "deleted", "plain", "tomb"))
     for i in range(6):
@@ -90,13 +88,10 @@ def _populate_with_retention(client: EventStoreDBClient) -> tuple[str, str, str,
 
 
 def visible(client: EventStoreDBClient, streams: list[str]) -> dict[str, object]:
-    from tests.esdblite.support import read_stream_state
-
-    return {
-        s: (read_stream_state(client, s), client.get_stream_metadata(s)[0] if s else None)
-        for s in streams
-        if not s.startswith("tomb")
-    } | {s: read_stream_state(client, s) for s in streams if s.startswith("tomb")}
+    """What stream reads show: events, metadata and version of each stream."""
+    shown = snapshot(client, streams)
+    del shown["all"]
+    return shown
 
 
 def test_an_offline_scavenge_reclaims_hidden_events_and_keeps_positions(
@@ -115,11 +110,11 @@ def test_an_offline_scavenge_reclaims_hidden_events_and_keeps_positions(
     assert server.stop() == 0
 
     refused_while_running = servers.start(data)
-    running = _scavenge(data)
+    running = run_esdblite("scavenge", "--data", str(data))
     assert running.returncode != 0 and "running" in running.stderr
     assert refused_while_running.stop() == 0
 
-    result = _scavenge(data)
+    result = run_esdblite("scavenge", "--data", str(data))
     assert result.returncode == 0, result.stderr
     found = re.search(r"(\d+) bytes on disk before, (\d+) after", result.stdout)
     assert found, result.stdout
