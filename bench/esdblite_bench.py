@@ -1,4 +1,5 @@
-"""esdblite figures: durable appends (single, batched), group commit, raw catch-up, RSS."""
+"""esdblite figures: durable appends (single, batched), group commit, raw catch-up, RSS, and
+bytes stored per posting with and without snapshot retention (`bench.retention_bench`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import psutil
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 from esdbclient.events import CaughtUp
 
+from bench import retention_bench
 from bench.harness import Run
 from esdblite.process import ServerProcess
 
@@ -134,3 +136,4 @@ def run(results: Run, full: bool) -> None:
             client.close()
         finally:
             server.stop()
+    retention_bench.run(results, full)

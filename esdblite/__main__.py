@@ -1,10 +1,11 @@
-"""The esdblite command line: `serve` a node, or `backup` a node's data."""
+"""The esdblite command line: `serve` a node, `backup` its data, `scavenge` or `repair` it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,9 +25,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--advertise-port", type=int, help="port announced by gossip")
     s.add_argument("--max-append-size", type=int, default=MIB, help="bytes per append")
     s.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    s.add_argument(
+        "--scavenge-interval",
+        type=float,
+        default=0.0,
+        help="seconds between scavenges of a running node (default: 0, never)",
+    )
     b = sub.add_parser("backup", help="copy a running server's data consistently")
     b.add_argument("--data", type=Path, required=True, help="the server's data directory")
     b.add_argument("dest", type=Path, help="an empty or new directory")
+    sc = sub.add_parser(
+        "scavenge", help="reclaim the space of events no stream read shows (server stopped)"
+    )
+    sc.add_argument("--data", type=Path, required=True, help="the data directory")
+    r = sub.add_parser(
+        "repair", help="back up, then cut the log at its first bad frame (server stopped)"
+    )
+    r.add_argument("--data", type=Path, required=True, help="the data directory")
+    r.add_argument(
+        "--backup", type=Path, help="where to copy the data first (default: DATA.backup-<time>)"
+    )
     return p
 
 
@@ -37,7 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Whatever the caller's umask, everything esdblite writes is private to its owner.
+    os.umask(0o077)
     try:
+        if args.command in ("scavenge", "repair"):
+            from esdblite import maintenance
+
+            if args.command == "repair":
+                print(maintenance.repair(args.data, args.backup))
+                return 0
+            result, before, after = maintenance.scavenge_offline(args.data)
+            print(
+                f"scavenged {args.data}: {result.records} records removed; "
+                f"{before} bytes on disk before, {after} after"
+            )
+            return 0
         if args.command == "backup":
             backup(args.data, args.dest)
             print(f"backup of {args.data} written to {args.dest}")
@@ -49,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             advertise_host=args.advertise_host,
             advertise_port=args.advertise_port,
             max_append_size=args.max_append_size,
+            scavenge_interval=args.scavenge_interval,
         )
         asyncio.run(serve(config))
         return 0

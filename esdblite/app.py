@@ -44,6 +44,7 @@ class Config:
     advertise_port: int | None = None
     max_append_size: int = MIB
     fsync: bool = True
+    scavenge_interval: float = 0.0  # seconds between scavenges; 0: never on a schedule
 
 
 class _QuietAbandonedCalls(logging.Filter):
@@ -54,10 +55,31 @@ class _QuietAbandonedCalls(logging.Filter):
         return "ExecuteBatchError" not in text and "_consume_request_iterator" not in text
 
 
+def private_dir(path: Path) -> None:
+    """Create a directory only its owner can enter (0700), and make an existing one so."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def private_file(path: Path) -> int:
+    """Open (creating if needed) a file only its owner can read (0600), for writing."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def make_private(data_dir: Path) -> None:
+    """Narrow the modes of a data directory and its files written by older versions."""
+    private_dir(data_dir)
+    for path in data_dir.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o600)
+
+
 def lock_data_dir(data_dir: Path) -> IO[bytes]:
     """Hold an exclusive lock on the data directory for the life of the process."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / LOCK_FILE, "ab")  # noqa: SIM115 - held until exit
+    make_private(data_dir)
+    handle = os.fdopen(private_file(data_dir / LOCK_FILE), "ab")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -71,7 +93,10 @@ def lock_data_dir(data_dir: Path) -> IO[bytes]:
 def write_port_file(data_dir: Path, port: int) -> None:
     """Publish the bound port atomically, for callers that started us with --port 0."""
     tmp = data_dir / (PORT_FILE + ".tmp")
-    tmp.write_text(f"{port}\n")
+    fd = private_file(tmp)
+    with os.fdopen(fd, "w") as f:
+        f.truncate()
+        f.write(f"{port}\n")
     tmp.replace(data_dir / PORT_FILE)
 
 
@@ -131,8 +156,15 @@ async def serve(config: Config) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    scavenger = (
+        asyncio.create_task(scavenge_on_schedule(store, config.scavenge_interval, stop))
+        if config.scavenge_interval > 0
+        else None
+    )
     await stop.wait()
     log.info("shutting down")
+    if scavenger is not None:
+        await scavenger
     await server.stop(grace=1.0)
     store.close()
     if config.data_dir is not None:
@@ -144,6 +176,25 @@ async def serve(config: Config) -> None:
         lock.close()
 
 
+async def scavenge_on_schedule(store: Store, interval: float, stop: asyncio.Event) -> None:
+    """Scavenge every `interval` seconds on the writer thread until the node stops."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            result = await asyncio.wrap_future(store.scavenge())
+        except Exception:
+            log.exception("the scheduled scavenge failed; the node keeps serving")
+            continue
+        log.info(
+            "scavenge done: %d records removed, %d bytes of the log reclaimed",
+            result.records,
+            result.log_bytes,
+        )
+
+
 def backup(data_dir: Path, dest: Path) -> None:
     """Copy a (running) server's data consistently: the index snapshot first, then the log."""
     import sqlite3
@@ -152,7 +203,8 @@ def backup(data_dir: Path, dest: Path) -> None:
         raise StartupError(f"{data_dir} holds no esdblite data")
     if dest.exists() and any(dest.iterdir()):
         raise StartupError(f"the backup destination {dest} is not empty")
-    dest.mkdir(parents=True, exist_ok=True)
+    private_dir(dest)
+    os.close(private_file(dest / "index.sqlite"))
     # The index is committed only after the log is durable, so a log copied after the index
     # snapshot holds every indexed record; start-up replays the rest and cuts a torn tail.
     src = sqlite3.connect(data_dir / "index.sqlite")
@@ -161,7 +213,11 @@ def backup(data_dir: Path, dest: Path) -> None:
         src.backup(dst)
     src.close()
     dst.close()
-    with open(data_dir / "events.log", "rb") as fin, open(dest / "events.log", "wb") as fout:
+    (dest / "index.sqlite").chmod(0o600)
+    with (
+        open(data_dir / "events.log", "rb") as fin,
+        os.fdopen(private_file(dest / "events.log"), "wb") as fout,
+    ):
         shutil.copyfileobj(fin, fout, 1024 * 1024)
         fout.flush()
         os.fsync(fout.fileno())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from esdblite.log import HEADER_SIZE, EventLog, Record
+from esdblite.retention import retention
 from esdblite.rules import DELETED, StreamState
 
 log = logging.getLogger("esdblite.store")
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS events(
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_revision ON events(stream, revision);
 CREATE INDEX IF NOT EXISTS events_by_id ON events(stream, event_id);
+CREATE TABLE IF NOT EXISTS scavenged(position INTEGER PRIMARY KEY);
 """
 
 COLUMNS = "position, stream, revision, event_id, type, is_json, created, metadata, data"
@@ -42,7 +44,12 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
     else:
+        # Created private before SQLite opens it: its -wal and -shm files take its mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Space freed by a scavenge goes back to the file system (effective on new indexes; an
+        # older one is converted by the offline `esdblite scavenge`).
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
     # The log is the durable copy and the index is rebuilt from it, so the index does not fsync.
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -70,18 +77,20 @@ def stream_state(conn: sqlite3.Connection, stream: str) -> StreamState:
         ("$$" + stream,),
     ).fetchone()
     metadata = meta_row[0] if meta_row else None
-    return StreamState(last, tombstoned, truncate_before(metadata), metadata, meta_row is not None)
+    tb = retention(metadata).truncate_before
+    return StreamState(last, tombstoned, tb, metadata, meta_row is not None)
 
 
-def truncate_before(metadata: bytes | None) -> int:
-    """The `$tb` of a metadata document, 0 when absent or unreadable."""
-    if not metadata:
-        return 0
-    try:
-        tb = json.loads(metadata).get("$tb", 0)
-    except (ValueError, AttributeError):
-        return 0
-    return tb if isinstance(tb, int) and tb >= 0 else 0
+def is_position(conn: sqlite3.Connection, position: int) -> bool:
+    """Whether a record (kept or scavenged) starts at this $all position."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM events WHERE position = ? UNION ALL "
+            "SELECT 1 FROM scavenged WHERE position = ? LIMIT 1",
+            (position, position),
+        ).fetchone()
+        is not None
+    )
 
 
 def metastream_target(stream: str) -> str | None:
@@ -106,12 +115,16 @@ class Index:
             if indexed_end > HEADER_SIZE
             else HEADER_SIZE
         )
+        # The indexed part is checked too: a bad frame there has acknowledged records after it.
+        event_log.verify(start)
         replayed = 0
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM events WHERE position >= ?", (start,))
+        self.db.execute("DELETE FROM scavenged WHERE position >= ?", (start,))
         for txn in event_log.scan(start):
-            self.insert(txn)
-            replayed += len(txn)
+            self.insert(txn.records)
+            self.insert_scavenged(txn.padded)
+            replayed += len(txn.records)
         self.db.execute("COMMIT")
         row = self.db.execute("SELECT max(position) FROM events").fetchone()
         if replayed:
@@ -150,6 +163,12 @@ class Index:
                 )
                 for r in records
             ],
+        )
+
+    def insert_scavenged(self, positions: Sequence[int]) -> None:
+        """Remember the positions of scavenged records (inside the open transaction)."""
+        self.db.executemany(
+            "INSERT OR IGNORE INTO scavenged(position) VALUES (?)", [(p,) for p in positions]
         )
 
     def stream_state(self, stream: str) -> StreamState:

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from esdblite.index import COLUMNS, Row, connect, stream_state
+from esdblite.index import COLUMNS, Row, connect, is_position, stream_state
 from esdblite.rules import DELETED, StreamState
 
 
@@ -29,23 +29,36 @@ class Reader:
         """A stream's committed state."""
         return stream_state(self.connection(), stream)
 
+    def is_position(self, position: int) -> bool:
+        """Whether a record (kept or scavenged) starts at this $all position."""
+        return is_position(self.connection(), position)
+
     def read_stream(
-        self, stream: str, start: int, backwards: bool, limit: int, min_revision: int, upto: int
+        self,
+        stream: str,
+        start: int,
+        backwards: bool,
+        limit: int,
+        min_revision: int,
+        upto: int,
+        min_created: int = 0,
     ) -> list[Row]:
-        """Up to `limit` events of a stream from revision `start` (inclusive)."""
+        """Up to `limit` events of a stream from revision `start` (inclusive), none below
+        `min_revision` or created before `min_created` (the stream's retention)."""
         if backwards:
             sql = (
                 f"SELECT {COLUMNS} FROM events WHERE stream = ? AND revision <= ? "
-                "AND revision >= ? AND position <= ? ORDER BY revision DESC LIMIT ?"
+                "AND revision >= ? AND created >= ? AND position <= ? "
+                "ORDER BY revision DESC LIMIT ?"
             )
             args: tuple[object, ...] = (stream, min(start, DELETED - 1), min_revision)
         else:
             sql = (
                 f"SELECT {COLUMNS} FROM events WHERE stream = ? AND revision >= ? "
-                "AND revision < ? AND position <= ? ORDER BY revision LIMIT ?"
+                "AND revision < ? AND created >= ? AND position <= ? ORDER BY revision LIMIT ?"
             )
             args = (stream, max(start, min_revision), DELETED)
-        return self._rows(sql, (*args, upto, limit))
+        return self._rows(sql, (*args, min_created, upto, limit))
 
     def read_stream_after(self, stream: str, after: int, limit: int, upto: int) -> list[Row]:
         """Records of a stream after a revision, tombstone included (subscriptions)."""

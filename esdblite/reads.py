@@ -15,12 +15,14 @@ from esdblite.filters import Filter
 from esdblite.index import metastream_target
 from esdblite.messages import (
     ReadResp,
+    abort,
     abort_deleted,
     check_deadline,
     checkpoint_message,
     event_message,
     stream_not_found,
 )
+from esdblite.retention import created_cutoff, floor
 from esdblite.rules import DELETED
 from esdblite.store import Store
 
@@ -91,11 +93,13 @@ class Reads:
         else:
             start = 0
         remaining = options.count
-        tb = state.truncate_before
+        lowest, oldest = floor(name, state), created_cutoff(state)
         while remaining > 0:
             await check_deadline(context)
             page = min(PAGE, remaining)
-            rows = await self._run(self.store.read_stream, name, start, backwards, page, tb)
+            rows = await self._run(
+                self.store.read_stream, name, start, backwards, page, lowest, oldest
+            )
             for row in rows:
                 yield event_message(row, structured)
             remaining -= len(rows)
@@ -115,6 +119,12 @@ class Reads:
         which = options.all.WhichOneof("all_option")
         if which == "position":
             position = options.all.position.commit_position
+            if not await self._run(self.store.is_boundary, position):
+                # EventStoreDB's read enumerators answer an InvalidPosition result this way.
+                result = "FilteredReadAllResult" if flt is not None else "ReadAllResult"
+                await abort(
+                    context, grpc.StatusCode.UNKNOWN, f"Unexpected {result}: InvalidPosition"
+                )
         elif which == "end" or (which is None and backwards):
             position = DELETED if backwards else self.store.last_committed + 1
         else:
@@ -137,12 +147,21 @@ class Reads:
         self,
         options: ReadOptions,
         flt: Filter | None,
+        context: grpc.aio.ServicerContext,
         structured: bool,
     ) -> AsyncIterator[streams_pb2.ReadResp]:
         """Catch up on $all, then follow each commit; filtered ones get checkpoints."""
         which = options.all.WhichOneof("all_option")
         if which == "position":
             after = options.all.position.commit_position
+            if not await self._run(self.store.is_boundary, after):
+                # EventStoreDB confirms the subscription, then fails it this way.
+                yield confirmation()
+                await abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "Trying to read from an invalid position.",
+                )
         elif which == "end":
             after = self.store.last_committed
         else:
@@ -198,7 +217,7 @@ class Reads:
         yield confirmation()
         if state.tombstoned:
             await abort_deleted(context, name)
-        hidden_before = state.truncate_before
+        hidden_before = floor(name, state)
         caught_up = False
         while True:
             wake = self.notifier.future

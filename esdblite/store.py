@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import queue
 import threading
 import uuid
@@ -15,11 +16,19 @@ from esdblite.index import Index, Row
 from esdblite.log import EventLog
 from esdblite.reader import Reader
 from esdblite.rules import StreamState
+from esdblite.scavenge import ScavengeResult, scavenge
 from esdblite.writer import ProposedEvent, Writer, WriteRequest, WriteResult
 
 SEED_STREAM = "$$$scavenges"
 SEED_DATA = b'{"$maxAge":2592000}'
 MAX_GROUP = 512
+
+
+class _Scavenge:
+    """A scavenge queued for the writer thread, so that no append runs while it does."""
+
+    def __init__(self) -> None:
+        self.future: concurrent.futures.Future[ScavengeResult] = concurrent.futures.Future()
 
 
 class Store:
@@ -28,12 +37,13 @@ class Store:
     def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
         self.data_dir = data_dir
         self.log = EventLog(data_dir / "events.log", fsync=fsync)
+        self.log.redo_journal()
         self.index = Index(data_dir / "index.sqlite")
         self.reader = Reader(self.index.path)
         self.writer = Writer(self.log, self.index, self._committed)
         self.stats = self.writer.stats
         self.last_committed = self.index.recover(self.log)
-        self._queue: queue.SimpleQueue[WriteRequest | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[WriteRequest | _Scavenge | None] = queue.SimpleQueue()
         self._listeners: list[Callable[[int], None]] = []
         self._thread = threading.Thread(
             target=self._run_writer, name="esdblite-writer", daemon=True
@@ -56,11 +66,32 @@ class Store:
         """Call `listener(last_committed)` on the writer thread after each durable commit."""
         self._listeners.append(listener)
 
+    def scavenge(self) -> concurrent.futures.Future[ScavengeResult]:
+        """Queue a scavenge for the writer thread; the future resolves when it is done."""
+        task = _Scavenge()
+        self._queue.put(task)
+        return task.future
+
+    def _run_scavenge(self, task: _Scavenge) -> None:
+        try:
+            result = scavenge(self.index, self.log)
+        except Exception as exc:
+            task.future.set_exception(exc)
+        else:
+            task.future.set_result(result)
+        finally:
+            self.writer.forget_states()
+
     def _run_writer(self) -> None:
+        pending: WriteRequest | _Scavenge | None = None
         while True:
-            first = self._queue.get()
+            first = pending if pending is not None else self._queue.get()
+            pending = None
             if first is None:
                 return
+            if isinstance(first, _Scavenge):
+                self._run_scavenge(first)
+                continue
             group = [first]
             while len(group) < MAX_GROUP:
                 try:
@@ -69,6 +100,9 @@ class Store:
                     break
                 if nxt is None:
                     self._queue.put(None)
+                    break
+                if isinstance(nxt, _Scavenge):
+                    pending = nxt
                     break
                 group.append(nxt)
             self._commit_group(group)
@@ -86,12 +120,26 @@ class Store:
         return self.reader.stream_state(stream)
 
     def read_stream(
-        self, stream: str, start: int, backwards: bool, limit: int, min_revision: int = 0
+        self,
+        stream: str,
+        start: int,
+        backwards: bool,
+        limit: int,
+        min_revision: int = 0,
+        min_created: int = 0,
     ) -> list[Row]:
         """Up to `limit` committed events of a stream from revision `start` (inclusive)."""
         return self.reader.read_stream(
-            stream, start, backwards, limit, min_revision, self.last_committed
+            stream, start, backwards, limit, min_revision, self.last_committed, min_created
         )
+
+    def is_boundary(self, position: int) -> bool:
+        """Whether $all can be read from this position: the start, a record (kept or
+        scavenged) or the end of the committed log."""
+        last = self.last_committed
+        if position == 0 or (last and position == self.log.record_end(last)):
+            return True
+        return position <= last and self.reader.is_position(position)
 
     def read_stream_after(self, stream: str, after: int, limit: int) -> list[Row]:
         """Committed records of a stream after a revision, tombstone included (subscriptions)."""
@@ -107,6 +155,8 @@ class Store:
         """Stop the writer after the queued writes, and close the files."""
         self._queue.put(None)
         self._thread.join(timeout=30)
-        (self.data_dir / "stats.json").write_text(json.dumps(self.stats))
+        stats = os.open(self.data_dir / "stats.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(stats, "w") as f:
+            f.write(json.dumps(self.stats))
         self.index.close()
         self.log.close()

@@ -353,7 +353,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
                     else self.reads.read_stream(name, options, context, structured)
                 )
             elif subscription:
-                gen = self.reads.subscribe_all(options, flt, structured)
+                gen = self.reads.subscribe_all(options, flt, context, structured)
             else:
                 gen = self.reads.read_all(options, flt, context, structured)
             async for message in gen:

@@ -209,6 +209,10 @@ class Writer:
             state = self._states[stream] = self.index.stream_state(stream)
         return state
 
+    def forget_states(self) -> None:
+        """Drop every cached stream state (after the index changed behind the writer)."""
+        self._states.clear()
+
     def _forget(self, *streams: str) -> None:
         for stream in streams:
             self._states.pop(stream, None)

@@ -26,6 +26,8 @@ from ledger.streams import ACCOUNT_STREAM_PREFIX, account_stream, snapshot_strea
 log = logging.getLogger("ledger.eventstore")
 
 SNAPSHOT_EVENT_TYPE = "AccountSnapshot"
+# Only the newest snapshot is ever read; the one before it is kept in case the newest is bad.
+SNAPSHOTS_KEPT = 2
 
 
 @contextmanager
@@ -59,6 +61,7 @@ class AccountEventStore:
 
     def __init__(self, client: EventStoreDBClient) -> None:
         self.client = client
+        self._capped: set[str] = set()  # snapshot streams whose $maxCount this process checked
 
     @classmethod
     def connect(cls, uri: str) -> AccountEventStore:
@@ -169,14 +172,27 @@ class AccountEventStore:
 
     def write_snapshot(self, account_id: str, data: bytes) -> None:
         """Store a snapshot, best effort: a failure is logged and never fails a command."""
+        stream = snapshot_stream(account_id)
         try:
             self.client.append_to_stream(
-                snapshot_stream(account_id),
+                stream,
                 current_version=StreamState.ANY,
                 events=[NewEvent(type=SNAPSHOT_EVENT_TYPE, data=data)],
             )
+            if stream not in self._capped:
+                self._cap(stream)
+                self._capped.add(stream)
         except Exception as exc:
             log.warning("cannot write the snapshot of %s: %s", account_id, exc)
+
+    def _cap(self, stream: str) -> None:
+        """Keep only the newest snapshots: `$maxCount` on the stream, set once (a scavenge of
+        the event store then reclaims the older ones)."""
+        metadata, _ = self.client.get_stream_metadata(stream)
+        if metadata.get("$maxCount") != SNAPSHOTS_KEPT:
+            self.client.set_stream_metadata(
+                stream, metadata={**metadata, "$maxCount": SNAPSHOTS_KEPT}
+            )
 
     def commit_position(self) -> int:
         """The commit position of the newest event in the store (0 when none)."""

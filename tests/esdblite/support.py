@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import threading
 import uuid
 import zlib
@@ -291,3 +293,23 @@ def snapshot(client: EventStoreDBClient, streams: Iterable[str]) -> dict[str, An
         except StreamIsDeleted:
             state[f"version of {s}"] = "deleted"
     return state
+
+
+def flip_byte(path: Path, at: int) -> None:
+    """Corrupt one byte of a file in place (every bit of it inverted)."""
+    with path.open("r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def run_esdblite(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run an esdblite command (backup, scavenge, repair) to completion, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "esdblite", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -17,6 +17,7 @@ from tests.esdblite.support import (
     CRASH_EXIT_CODE,
     NO_FILTER,
     NO_STREAM,
+    flip_byte,
     frame,
     ids,
     new_events,
@@ -147,12 +148,7 @@ def test_a_corrupt_last_record_is_cut_off_at_restart(
     frames, valid_end = parse_frames(log)
     assert valid_end == log.stat().st_size
     last = frames[-1]
-    with log.open("r+b") as f:
-        at = last.offset + 8 + len(last.payload) // 2
-        f.seek(at)
-        byte = f.read(1)
-        f.seek(at)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    flip_byte(log, last.offset + 8 + len(last.payload) // 2)
 
     restarted = servers.start(data)
     assert "truncat" in read_log(restarted).lower()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -25,6 +23,7 @@ from tests.esdblite.support import (
     new_events,
     parse_frames,
     read_log,
+    run_esdblite,
     snapshot,
     unique,
 )
@@ -208,13 +207,7 @@ def test_positions_are_frame_offsets_in_the_durable_log(servers: Servers, tmp_pa
 
 
 def run_backup(source: Path, destination: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "esdblite", "backup", "--data", str(source), str(destination)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_esdblite("backup", "--data", str(source), str(destination))
     assert result.returncode == 0, result.stderr
 
 

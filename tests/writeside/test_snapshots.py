@@ -199,3 +199,22 @@ def test_a_full_window_snapshot_fits_one_append_and_round_trips(
         )
     loaded = CommandHandler(store, cache_size=0).load(account_id)
     assert loaded == state == full_replay(store, account_id)
+
+
+def test_snapshot_streams_keep_the_newest_two_and_their_metadata_is_set_once(
+    raw: EventStoreDBClient, account_id: str
+) -> None:
+    store = AccountEventStore(raw)
+    snapshots = [f'{{"n":{n}}}'.encode() for n in range(5)]
+
+    for data in snapshots:
+        store.write_snapshot(account_id, data)
+
+    stream = snapshot_stream(account_id)
+    assert raw.get_stream_metadata(stream)[0] == {"$maxCount": 2}
+    assert [bytes(e.data) for e in raw.get_stream(stream)] == snapshots[-2:]
+    assert store.read_snapshot(account_id) == snapshots[-1]
+    # One metadata write for five snapshots, and none from a second process that finds it set.
+    again = AccountEventStore(raw)
+    again.write_snapshot(account_id, b'{"n":5}')
+    assert raw.get_stream_metadata(stream)[1] == 0
