@@ -20,13 +20,16 @@ from ledger.accounts.commands import (
 )
 from ledger.accounts.decider import State, Status
 from ledger.accounts.ids import check_account_id, check_transaction_id
-from ledger.errors import AccountNotFoundError
+from ledger.errors import AccountNotFoundError, EarlierThanLastEventError
 from ledger.handler import CommandHandler, Outcome
 
 
 def new_transaction_id() -> str:
     """A fresh client transaction id, for callers that did not bring one."""
     return "tx-" + uuid.uuid4().hex
+
+
+_OVERTAKEN_ATTEMPTS = 3
 
 
 class Ledger:
@@ -57,6 +60,21 @@ class Ledger:
         assert isinstance(command, AccountCommand)
         return command
 
+    def _handle(self, command: AccountCommand) -> Outcome:
+        # The clock is read before the account is loaded: another writer may append a later
+        # event in between, and the handler re-decides the same command on that conflict. Such
+        # a command is not backdated, only overtaken, so it is decided again at a fresh reading
+        # of the clock; a clock that is still behind the account's last event is refused.
+        for _ in range(_OVERTAKEN_ATTEMPTS):
+            try:
+                return self.handler.handle(command)
+            except EarlierThanLastEventError as exc:
+                now = self.clock()
+                if now < exc.last_event_at:
+                    raise
+                command = make_command(type(command), {**dict(command), "now": now})
+        return self.handler.handle(command)
+
     def open_account(
         self,
         account_id: str,
@@ -73,7 +91,7 @@ class Ledger:
             "currency": currency,
             "overdraft_limit": overdraft_limit,
         }
-        return self.handler.handle(self._command(OpenAccount, fields, correlation_id))
+        return self._handle(self._command(OpenAccount, fields, correlation_id))
 
     def deposit(
         self,
@@ -91,7 +109,7 @@ class Ledger:
             "transaction_id": transaction_id,
             "description": description,
         }
-        return self.handler.handle(self._command(Deposit, fields, correlation_id))
+        return self._handle(self._command(Deposit, fields, correlation_id))
 
     def withdraw(
         self,
@@ -109,7 +127,7 @@ class Ledger:
             "transaction_id": transaction_id,
             "description": description,
         }
-        return self.handler.handle(self._command(Withdraw, fields, correlation_id))
+        return self._handle(self._command(Withdraw, fields, correlation_id))
 
     def reverse(
         self,
@@ -127,19 +145,19 @@ class Ledger:
             "transaction_id": transaction_id,
             "description": description,
         }
-        return self.handler.handle(self._command(Reverse, fields, correlation_id))
+        return self._handle(self._command(Reverse, fields, correlation_id))
 
     def set_overdraft_limit(
         self, account_id: str, limit: str, *, correlation_id: str | None = None
     ) -> Outcome:
         """Change the overdraft limit (not below what the balance already uses)."""
         fields = {"account_id": account_id, "limit": limit}
-        return self.handler.handle(self._command(ChangeOverdraftLimit, fields, correlation_id))
+        return self._handle(self._command(ChangeOverdraftLimit, fields, correlation_id))
 
     def close_account(self, account_id: str, *, correlation_id: str | None = None) -> Outcome:
         """Close an account with a zero balance; repeating the close changes nothing."""
         fields = {"account_id": account_id}
-        return self.handler.handle(self._command(CloseAccount, fields, correlation_id))
+        return self._handle(self._command(CloseAccount, fields, correlation_id))
 
     def account(self, account_id: str) -> State:
         """A consistent read: the account folded from the write model right now."""
