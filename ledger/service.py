@@ -20,16 +20,17 @@ from ledger.accounts.commands import (
 )
 from ledger.accounts.decider import State, Status
 from ledger.accounts.ids import check_account_id, check_transaction_id
-from ledger.errors import AccountNotFoundError, EarlierThanLastEventError
+from ledger.errors import (
+    AccountNotFoundError,
+    ConcurrencyConflictError,
+    EarlierThanLastEventError,
+)
 from ledger.handler import CommandHandler, Outcome
 
 
 def new_transaction_id() -> str:
     """A fresh client transaction id, for callers that did not bring one."""
     return "tx-" + uuid.uuid4().hex
-
-
-_OVERTAKEN_ATTEMPTS = 3
 
 
 class Ledger:
@@ -64,8 +65,9 @@ class Ledger:
         # The clock is read before the account is loaded: another writer may append a later
         # event in between, and the handler re-decides the same command on that conflict. Such
         # a command is not backdated, only overtaken, so it is decided again at a fresh reading
-        # of the clock; a clock that is still behind the account's last event is refused.
-        for _ in range(_OVERTAKEN_ATTEMPTS):
+        # of the clock, as boundedly as a conflict; a clock still behind the account's last
+        # event is refused.
+        for _ in range(self.handler.max_attempts):
             try:
                 return self.handler.handle(command)
             except EarlierThanLastEventError as exc:
@@ -73,7 +75,11 @@ class Ledger:
                 if now < exc.last_event_at:
                     raise
                 command = make_command(type(command), {**dict(command), "now": now})
-        return self.handler.handle(command)
+        raise ConcurrencyConflictError(
+            f"account {command.account_id} kept receiving later postings while the command was "
+            f"being decided ({self.handler.max_attempts} attempts); it is safe to retry with "
+            "the same transaction id"
+        )
 
     def open_account(
         self,

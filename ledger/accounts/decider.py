@@ -144,16 +144,6 @@ def _posted(state: State, event: PostingEvent, revision: int, at: datetime) -> S
 
 def decide(command: AccountCommand, state: State) -> list[AccountEvent]:
     """Decide which events a command causes in this state, or raise the rule it breaks."""
-    events = _decide(command, state)
-    # Checked once for every command, and only when something is to be written: a replay (the
-    # same transaction id and content, re-sent at any time) or a no-op writes nothing, so its
-    # time does not matter and it is still answered with the original outcome.
-    if events:
-        _require_time_order(command, state)
-    return events
-
-
-def _decide(command: AccountCommand, state: State) -> list[AccountEvent]:
     match command:
         case OpenAccount():
             return _open(command, state)
@@ -190,8 +180,14 @@ def _what(command: AccountCommand) -> str:
 
 
 def _require_time_order(command: AccountCommand, state: State) -> None:
-    """Every event, not only postings: balances as of a time, statements of a period and the
-    limit or status at a time are all read by occurred_at, so time order must be revision order."""
+    """Refuse a command earlier than the account's last event.
+
+    Every command that writes checks it, not only postings: balances as of a time, statements
+    of a period and the limit or status at a time are read by occurred_at, so time order must
+    be revision order. It comes after the replay and no-op answers (they write nothing, so a
+    re-send at any time still gets the original outcome) and before the business rules (a
+    backdated command is refused for its time, not for what the balance would be).
+    """
     last = state.last_event_at
     if last is not None and command.now < last:
         raise EarlierThanLastEventError(
@@ -271,6 +267,7 @@ def _deposit(command: Deposit, state: State) -> list[AccountEvent]:
     if _is_replay(state, command.account_id, command.transaction_id, content):
         return []
     _require_open(state, command.account_id)
+    _require_time_order(command, state)
     _require_within_bound(state, amount)
     return [
         MoneyDeposited(
@@ -292,6 +289,7 @@ def _withdraw(command: Withdraw, state: State) -> list[AccountEvent]:
     if _is_replay(state, command.account_id, command.transaction_id, content):
         return []
     _require_open(state, command.account_id)
+    _require_time_order(command, state)
     _require_funds(state, amount)
     return [
         MoneyWithdrawn(
@@ -312,6 +310,7 @@ def _reverse(command: Reverse, state: State) -> list[AccountEvent]:
     if _is_replay(state, command.account_id, command.transaction_id, content):
         return []
     _require_open(state, command.account_id)
+    _require_time_order(command, state)
     match find_transaction(state, command.reverses):
         case None:
             raise PostingNotFoundError(command.account_id, command.reverses)
@@ -344,6 +343,7 @@ def _change_overdraft_limit(command: ChangeOverdraftLimit, state: State) -> list
     _require_open(state, command.account_id)
     if limit == state.overdraft_limit:
         return []
+    _require_time_order(command, state)
     if state.balance + limit < 0:
         raise OverdraftLimitTooLowError(
             balance=state.balance, requested_limit=limit, currency=state.currency
@@ -362,6 +362,7 @@ def _close(command: CloseAccount, state: State) -> list[AccountEvent]:
     _require_account(state, command.account_id)
     if state.status is Status.CLOSED:
         return []
+    _require_time_order(command, state)
     if state.balance != 0:
         raise NonZeroBalanceError(balance=state.balance, currency=state.currency)
     return [AccountClosed(account_id=command.account_id, occurred_at=command.now)]

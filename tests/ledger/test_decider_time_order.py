@@ -50,7 +50,7 @@ def test_a_command_earlier_than_the_last_event_is_refused_saying_both_times(
 ) -> None:
     error = given(*history()).when(command).then_raises(EarlierThanLastEventError)
 
-    assert isinstance(error, InvalidInputError)
+    assert issubclass(EarlierThanLastEventError, InvalidInputError)  # exit 2 through the CLI
     assert str(error) == (
         f"{what} on account 'acc-1' at 2026-12-01T10:00:00Z is earlier than the account's "
         "last event at 2026-12-02T09:00:00Z; an account's events must be in time order"
@@ -110,3 +110,10 @@ def test_evolve_keeps_the_latest_event_time_even_from_a_stream_out_of_order() ->
     given(opened(), deposited("t1", 1, 1, occurred_at=LAST), deposited("t2", 1, 2)).when(
         deposit("1.00", "t3", now=EARLIER)
     ).then_raises(EarlierThanLastEventError)
+
+
+def test_a_backdated_command_is_refused_for_its_time_before_any_business_rule() -> None:
+    given(*history()).when(withdraw("500.00", "t2", now=EARLIER)).then_raises(
+        EarlierThanLastEventError
+    )
+    given(*history()).when(close(now=EARLIER)).then_raises(EarlierThanLastEventError)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from ledger.accounts.snapshot import state_to_snapshot
-from ledger.errors import EarlierThanLastEventError
+from ledger.errors import ConcurrencyConflictError, EarlierThanLastEventError
 from ledger.handler import CommandHandler
 from ledger.memory_store import InMemoryEventStore
 from ledger.service import Ledger
@@ -140,3 +140,26 @@ def test_an_old_version_snapshot_is_ignored_and_the_stream_folded_for_the_time()
     assert reader.account("acc-t").last_event_at == T0 + timedelta(days=2)
     with pytest.raises(EarlierThanLastEventError):
         reader.deposit("acc-t", "1.00", "t2")
+
+
+def test_a_writer_overtaken_at_every_attempt_gets_a_conflict_that_is_safe_to_retry(
+    make_ledger: Callable[..., Ledger], store: EventStore, account_id: str
+) -> None:
+    fast_clock = Clock(T0)
+    fast = make_ledger(clock=fast_clock)
+    fast.open_account(account_id, "Ida", "EUR")
+    posted = iter(range(1000))
+
+    def overtaken() -> datetime:
+        # Each reading is followed, before the append, by another writer's later posting.
+        now = fast_clock.now + timedelta(seconds=1)
+        fast_clock.now = now + timedelta(seconds=1)
+        fast.deposit(account_id, "1.00", f"fast-{next(posted)}")
+        return now
+
+    slow = make_ledger(clock=overtaken, cache_size=0, max_attempts=4)
+    with pytest.raises(ConcurrencyConflictError, match="safe to retry"):
+        slow.deposit(account_id, "2.00", "slow")
+    assert all(
+        getattr(stored.event, "transaction_id", "") != "slow" for stored in store.read(account_id)
+    )
