@@ -68,6 +68,18 @@ ERROR_FOR: dict[ExitCode, type[LedgerError]] = {
 RETRYABLE = (ExitCode.UNAVAILABLE, ExitCode.WAIT_TIMEOUT, ExitCode.CONFLICT)
 
 
+def retry_hint(transaction_id: str) -> str:
+    """What a retry with the same --tx promises after an unknown outcome, and until when."""
+    # Imported here: the window module loads pydantic, which a successful command never needs.
+    from ledger.accounts.window import WINDOW_SIZE
+
+    return (
+        f"transaction id: {transaction_id} (retry with --tx {transaction_id}; it will not be "
+        f"posted twice until {WINDOW_SIZE:,} later postings on this account, after which the "
+        "id is forgotten and a retry posts again)"
+    )
+
+
 def exit_code_for(error: LedgerError) -> ExitCode:
     """The exit code of a ledger error; an error of no known kind is an internal error."""
     for cls, code in EXIT_CODE_OF:
@@ -128,10 +140,7 @@ def handled(obj: Context, transaction_id: str | None = None) -> Iterator[None]:
             message += f"; {_how_to_start(obj)}"
         obj.output.error(message)
         if transaction_id and code in RETRYABLE:
-            obj.output.note(
-                f"transaction id: {transaction_id} (retry with --tx {transaction_id}; "
-                "it will not be posted twice)"
-            )
+            obj.output.note(retry_hint(transaction_id))
         if obj.debug:
             traceback.print_exc()
         raise typer.Exit(code=code) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ledger.currency import format_amount
 
 
@@ -14,6 +16,25 @@ class InvalidInputError(LedgerError, ValueError):
 
     # Subclassing ValueError lets pydantic validators raise it directly: pydantic wraps a
     # ValueError into a ValidationError, so one set of checks serves models and the decider.
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class EarlierThanLastEventError(InvalidInputError):
+    """The command's time is earlier than the account's last event; events keep time order."""
+
+    def __init__(
+        self, *, what: str, account_id: str, at: datetime, last_event_at: datetime
+    ) -> None:
+        super().__init__(
+            f"{what} on account {account_id!r} at {_instant(at)} is earlier than the account's "
+            f"last event at {_instant(last_event_at)}; an account's events must be in time order"
+        )
+        self.account_id = account_id
+        self.at = at
+        self.last_event_at = last_event_at
 
 
 class CorruptEventError(LedgerError):
@@ -155,3 +176,21 @@ class NonZeroBalanceError(BusinessRuleError):
             f"account cannot be closed: balance is {format_amount(balance, currency)} "
             f"{currency}, not zero"
         )
+
+
+class BalanceOutOfBoundsError(BusinessRuleError):
+    """The posting would take the balance beyond the largest balance an account may hold."""
+
+    def __init__(self, *, balance: int, amount: int, bound: int, currency: str) -> None:
+        def show(minor: int) -> str:
+            return f"{format_amount(minor, currency)} {currency}"
+
+        super().__init__(
+            f"balance bound: a posting of {show(amount)} would take the balance from "
+            f"{show(balance)} to {show(balance + amount)}, above the largest balance an "
+            f"account may hold ({show(bound)})"
+        )
+        self.balance = balance
+        self.amount = amount
+        self.bound = bound
+        self.currency = currency

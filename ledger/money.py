@@ -9,6 +9,12 @@ from ledger.currency import CURRENCY_EXPONENTS, format_amount
 from ledger.errors import InvalidInputError
 
 MAX_MINOR_UNITS = 10**15
+# The largest balance an account may hold; the overdraft limit (at most MAX_MINOR_UNITS) bounds
+# it below. So every balance and balance_after fits PostgreSQL's int8 (about 9.2 * 10**18) with
+# room to spare. Daily totals are another matter: they add up postings of every account of a
+# currency in a day, each up to 10**15, and 9,224 such postings overflow int8, which is within
+# reach of a single day; so daily_totals keeps its sums as numeric (migration 003).
+MAX_BALANCE = MAX_MINOR_UNITS
 MAX_AMOUNT_LENGTH = 32
 
 # Amount syntax, checked before any I/O: ASCII digits, optionally one point and more ASCII

@@ -20,7 +20,11 @@ from ledger.accounts.commands import (
 )
 from ledger.accounts.decider import State, Status
 from ledger.accounts.ids import check_account_id, check_transaction_id
-from ledger.errors import AccountNotFoundError
+from ledger.errors import (
+    AccountNotFoundError,
+    ConcurrencyConflictError,
+    EarlierThanLastEventError,
+)
 from ledger.handler import CommandHandler, Outcome
 
 
@@ -57,6 +61,26 @@ class Ledger:
         assert isinstance(command, AccountCommand)
         return command
 
+    def _handle(self, command: AccountCommand) -> Outcome:
+        # The clock is read before the account is loaded: another writer may append a later
+        # event in between, and the handler re-decides the same command on that conflict. Such
+        # a command is not backdated, only overtaken, so it is decided again at a fresh reading
+        # of the clock, as boundedly as a conflict; a clock still behind the account's last
+        # event is refused.
+        for _ in range(self.handler.max_attempts):
+            try:
+                return self.handler.handle(command)
+            except EarlierThanLastEventError as exc:
+                now = self.clock()
+                if now < exc.last_event_at:
+                    raise
+                command = make_command(type(command), {**dict(command), "now": now})
+        raise ConcurrencyConflictError(
+            f"account {command.account_id} kept receiving later postings while the command was "
+            f"being decided ({self.handler.max_attempts} attempts); it is safe to retry with "
+            "the same transaction id"
+        )
+
     def open_account(
         self,
         account_id: str,
@@ -73,7 +97,7 @@ class Ledger:
             "currency": currency,
             "overdraft_limit": overdraft_limit,
         }
-        return self.handler.handle(self._command(OpenAccount, fields, correlation_id))
+        return self._handle(self._command(OpenAccount, fields, correlation_id))
 
     def deposit(
         self,
@@ -91,7 +115,7 @@ class Ledger:
             "transaction_id": transaction_id,
             "description": description,
         }
-        return self.handler.handle(self._command(Deposit, fields, correlation_id))
+        return self._handle(self._command(Deposit, fields, correlation_id))
 
     def withdraw(
         self,
@@ -109,7 +133,7 @@ class Ledger:
             "transaction_id": transaction_id,
             "description": description,
         }
-        return self.handler.handle(self._command(Withdraw, fields, correlation_id))
+        return self._handle(self._command(Withdraw, fields, correlation_id))
 
     def reverse(
         self,
@@ -127,19 +151,19 @@ class Ledger:
             "transaction_id": transaction_id,
             "description": description,
         }
-        return self.handler.handle(self._command(Reverse, fields, correlation_id))
+        return self._handle(self._command(Reverse, fields, correlation_id))
 
     def set_overdraft_limit(
         self, account_id: str, limit: str, *, correlation_id: str | None = None
     ) -> Outcome:
         """Change the overdraft limit (not below what the balance already uses)."""
         fields = {"account_id": account_id, "limit": limit}
-        return self.handler.handle(self._command(ChangeOverdraftLimit, fields, correlation_id))
+        return self._handle(self._command(ChangeOverdraftLimit, fields, correlation_id))
 
     def close_account(self, account_id: str, *, correlation_id: str | None = None) -> Outcome:
         """Close an account with a zero balance; repeating the close changes nothing."""
         fields = {"account_id": account_id}
-        return self.handler.handle(self._command(CloseAccount, fields, correlation_id))
+        return self._handle(self._command(CloseAccount, fields, correlation_id))
 
     def account(self, account_id: str) -> State:
         """A consistent read: the account folded from the write model right now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple, assert_never
 
@@ -31,6 +32,8 @@ from ledger.errors import (
     AccountClosedError,
     AccountNotFoundError,
     AlreadyReversedError,
+    BalanceOutOfBoundsError,
+    EarlierThanLastEventError,
     InsufficientFundsError,
     NonZeroBalanceError,
     NotReversibleError,
@@ -38,7 +41,7 @@ from ledger.errors import (
     PostingNotFoundError,
     TransactionConflictError,
 )
-from ledger.money import to_minor_units
+from ledger.money import MAX_BALANCE, to_minor_units
 
 
 class Status(StrEnum):
@@ -50,7 +53,11 @@ class Status(StrEnum):
 
 
 class State(NamedTuple):
-    """An account folded from its events; revision is that of the last event folded (-1: none)."""
+    """An account folded from its events; revision is that of the last event folded (-1: none).
+
+    last_event_at is the latest occurred_at folded (None: no event yet): no new event may be
+    earlier, so that an account's events are in time order as well as in revision order.
+    """
 
     # A NamedTuple rather than a frozen dataclass: evolve builds one per event on load, and
     # a tuple is built about five times faster while being just as immutable.
@@ -63,6 +70,7 @@ class State(NamedTuple):
     balance: int = 0
     revision: int = -1
     window: TransactionWindow = TransactionWindow()
+    last_event_at: datetime | None = None
 
 
 initial_state = State()
@@ -76,9 +84,13 @@ def find_transaction(state: State, transaction_id: str) -> TransactionRecord | N
 def evolve(state: State, event: AccountEvent) -> State:
     """Fold one event into the state; never raises, because events are facts."""
     revision = state.revision + 1
+    # The latest time rather than the last one: a stream written before events were kept in
+    # time order may go back in time, and a new event must not be earlier than any before it.
+    last = state.last_event_at
+    at = event.occurred_at if last is None or event.occurred_at > last else last
     match event:
         case MoneyDeposited() | MoneyWithdrawn() | PostingReversed():
-            return _posted(state, event, revision)
+            return _posted(state, event, revision, at)
         case AccountOpened() if state.status is Status.NEW:
             return state._replace(
                 status=Status.OPEN,
@@ -88,16 +100,17 @@ def evolve(state: State, event: AccountEvent) -> State:
                 overdraft_limit=event.overdraft_limit,
                 opening_limit=event.overdraft_limit,
                 revision=revision,
+                last_event_at=at,
             )
         case OverdraftLimitChanged(limit=limit):
-            return state._replace(overdraft_limit=limit, revision=revision)
+            return state._replace(overdraft_limit=limit, revision=revision, last_event_at=at)
         case AccountClosed():
-            return state._replace(status=Status.CLOSED, revision=revision)
+            return state._replace(status=Status.CLOSED, revision=revision, last_event_at=at)
         case _:
-            return state._replace(revision=revision)
+            return state._replace(revision=revision, last_event_at=at)
 
 
-def _posted(state: State, event: PostingEvent, revision: int) -> State:
+def _posted(state: State, event: PostingEvent, revision: int, at: datetime) -> State:
     amount = event.amount
     if isinstance(event, PostingReversed):
         reverses: str | None = event.reverses
@@ -125,6 +138,7 @@ def _posted(state: State, event: PostingEvent, revision: int) -> State:
         state.balance + amount,
         revision,
         window,
+        at,
     )
 
 
@@ -145,6 +159,40 @@ def decide(command: AccountCommand, state: State) -> list[AccountEvent]:
             return _close(command, state)
         case _:
             assert_never(command)
+
+
+def _what(command: AccountCommand) -> str:
+    match command:
+        case OpenAccount():
+            return "opening"
+        case Deposit():
+            return f"deposit {command.transaction_id!r}"
+        case Withdraw():
+            return f"withdrawal {command.transaction_id!r}"
+        case Reverse():
+            return f"reversal {command.transaction_id!r}"
+        case ChangeOverdraftLimit():
+            return "overdraft limit change"
+        case CloseAccount():
+            return "closing"
+        case _:
+            assert_never(command)
+
+
+def _require_time_order(command: AccountCommand, state: State) -> None:
+    """Refuse a command earlier than the account's last event.
+
+    Every command that writes checks it, not only postings: balances as of a time, statements
+    of a period and the limit or status at a time are read by occurred_at, so time order must
+    be revision order. It comes after the replay and no-op answers (they write nothing, so a
+    re-send at any time still gets the original outcome) and before the business rules (a
+    backdated command is refused for its time, not for what the balance would be).
+    """
+    last = state.last_event_at
+    if last is not None and command.now < last:
+        raise EarlierThanLastEventError(
+            what=_what(command), account_id=command.account_id, at=command.now, last_event_at=last
+        )
 
 
 def _open(command: OpenAccount, state: State) -> list[AccountEvent]:
@@ -194,6 +242,13 @@ def _is_replay(state: State, account_id: str, transaction_id: str, content: Cont
     return same is True
 
 
+def _require_within_bound(state: State, credit: int) -> None:
+    if state.balance + credit > MAX_BALANCE:
+        raise BalanceOutOfBoundsError(
+            balance=state.balance, amount=credit, bound=MAX_BALANCE, currency=state.currency
+        )
+
+
 def _require_funds(state: State, debit: int) -> None:
     if state.balance - debit < -state.overdraft_limit:
         raise InsufficientFundsError(
@@ -212,6 +267,8 @@ def _deposit(command: Deposit, state: State) -> list[AccountEvent]:
     if _is_replay(state, command.account_id, command.transaction_id, content):
         return []
     _require_open(state, command.account_id)
+    _require_time_order(command, state)
+    _require_within_bound(state, amount)
     return [
         MoneyDeposited(
             account_id=command.account_id,
@@ -232,6 +289,7 @@ def _withdraw(command: Withdraw, state: State) -> list[AccountEvent]:
     if _is_replay(state, command.account_id, command.transaction_id, content):
         return []
     _require_open(state, command.account_id)
+    _require_time_order(command, state)
     _require_funds(state, amount)
     return [
         MoneyWithdrawn(
@@ -252,6 +310,7 @@ def _reverse(command: Reverse, state: State) -> list[AccountEvent]:
     if _is_replay(state, command.account_id, command.transaction_id, content):
         return []
     _require_open(state, command.account_id)
+    _require_time_order(command, state)
     match find_transaction(state, command.reverses):
         case None:
             raise PostingNotFoundError(command.account_id, command.reverses)
@@ -262,6 +321,8 @@ def _reverse(command: Reverse, state: State) -> list[AccountEvent]:
         case TransactionRecord(amount=original):
             if original > 0:
                 _require_funds(state, original)
+            else:
+                _require_within_bound(state, -original)
             return [
                 PostingReversed(
                     account_id=command.account_id,
@@ -282,6 +343,7 @@ def _change_overdraft_limit(command: ChangeOverdraftLimit, state: State) -> list
     _require_open(state, command.account_id)
     if limit == state.overdraft_limit:
         return []
+    _require_time_order(command, state)
     if state.balance + limit < 0:
         raise OverdraftLimitTooLowError(
             balance=state.balance, requested_limit=limit, currency=state.currency
@@ -300,6 +362,7 @@ def _close(command: CloseAccount, state: State) -> list[AccountEvent]:
     _require_account(state, command.account_id)
     if state.status is Status.CLOSED:
         return []
+    _require_time_order(command, state)
     if state.balance != 0:
         raise NonZeroBalanceError(balance=state.balance, currency=state.currency)
     return [AccountClosed(account_id=command.account_id, occurred_at=command.now)]

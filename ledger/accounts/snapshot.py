@@ -7,13 +7,16 @@ from itertools import accumulate
 from operator import add
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ledger.accounts.decider import State, Status
 from ledger.accounts.events import PostingKind
 from ledger.accounts.window import ROW_BYTES, WINDOW_SIZE, TransactionWindow
 
-SNAPSHOT_VERSION = 1
+# Version 2 added the account's last event time (the time-order rule needs it). A version 1
+# snapshot cannot say that time, so it is ignored and the stream is folded from the start;
+# the next snapshot the handler writes is of version 2.
+SNAPSHOT_VERSION = 2
 
 _KIND_CODES = {
     PostingKind.DEPOSIT: "d",
@@ -37,6 +40,7 @@ class _Account(_Strict):
     overdraft_limit: int
     opening_limit: int
     balance: int
+    last_event_at: AwareDatetime | None
 
 
 class _Window(_Strict):
@@ -79,6 +83,7 @@ def state_to_snapshot(state: State) -> bytes:
             overdraft_limit=state.overdraft_limit,
             opening_limit=state.opening_limit,
             balance=state.balance,
+            last_event_at=state.last_event_at,
         ),
         window=_Window(
             digests=base64.b64encode(
@@ -149,4 +154,5 @@ def _decode(data: bytes) -> State | None:
         balance=account.balance,
         revision=snapshot.revision,
         window=window_state,
+        last_event_at=account.last_event_at,
     )

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.errors import retry_hint
 from cli.settings import Settings
-from ledger.errors import ConcurrencyConflictError
+from ledger.accounts.window import WINDOW_SIZE
+from ledger.errors import ConcurrencyConflictError, ServiceUnavailableError
 from tests.support.cli import Cli
 from tests.support.network import closed_port
 
@@ -78,6 +80,27 @@ def test_exhausted_conflict_retries_are_exit_6_with_the_transaction_id(
     [tx, again] = GENERATED.findall(result.stderr)
     assert tx == again
     assert f"retry with --tx {tx}; it will not be posted twice" in result.stderr
+
+
+def test_the_retry_hint_says_how_long_a_retry_stays_safe(
+    cli: Cli, account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.service import Ledger
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise ServiceUnavailableError("the event store did not answer")
+
+    monkeypatch.setattr(Ledger, "withdraw", unavailable)
+    result = cli("withdraw", account, "1.00", "--tx", "pay-7")
+
+    assert result.exit_code == 3
+    hint = (
+        "transaction id: pay-7 (retry with --tx pay-7; it will not be posted twice until "
+        "10,000 later postings on this account, after which the id is forgotten and a retry "
+        "posts again)"
+    )
+    assert hint in result.stderr
+    assert f"{WINDOW_SIZE:,} later postings" in retry_hint("pay-7")
 
 
 def _break_queries(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,8 @@ EXPECTED_EXIT_CODES = {
     "InsufficientFundsError": 1,
     "OverdraftLimitTooLowError": 1,
     "NonZeroBalanceError": 1,
+    "BalanceOutOfBoundsError": 1,
+    "EarlierThanLastEventError": 2,
 }
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from esdbclient import EventStoreDBClient
 from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Reverse, Withdraw
 from ledger.accounts.decider import State, decide, evolve, initial_state
 from ledger.accounts.events import AccountEvent, PostingReversed
-from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
+from ledger.accounts.snapshot import SNAPSHOT_VERSION, state_from_snapshot, state_to_snapshot
 from ledger.accounts.window import WINDOW_SIZE
 from ledger.errors import BusinessRuleError, TransactionConflictError
 from ledger.eventstore import AccountEventStore
@@ -122,7 +122,9 @@ def test_a_corrupt_newest_snapshot_is_ignored(
     if garbage == "truncated":
         garbage = good[: len(good) // 2]
     elif garbage == "future version":
-        garbage = good.replace(b'"snapshot_version":1', b'"snapshot_version":2', 1)
+        current = f'"snapshot_version":{SNAPSHOT_VERSION}'.encode()
+        future = f'"snapshot_version":{SNAPSHOT_VERSION + 1}'.encode()
+        garbage = good.replace(current, future, 1)
     assert isinstance(garbage, bytes) and garbage != good
     store.write_snapshot(account_id, garbage)
 
