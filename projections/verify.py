@@ -282,7 +282,7 @@ def _compare_daily_totals(
             "SELECT currency, day, deposited, withdrawn, reversed, count FROM {} ORDER BY 1, 2"
         ).format(sql.Identifier(table))
     ):
-        got, key = DayTotals(*totals), f"{currency} {day.isoformat()}"
+        got, key = DayTotals(*map(int, totals)), f"{currency} {day.isoformat()}"
         want = expected.pop((currency, day), None)
         if want is None:
             found.append(
