@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from cli.errors import ExitCode, exit_code_for
 from esdblite.process import ServerProcess
 from ledger.errors import CheckFailedError
 from ledger.eventstore import AccountEventStore
@@ -321,6 +322,7 @@ def test_a_rebuild_whose_store_goes_away_during_the_pause_gives_up_and_resumes_l
     assert shadow_at < live_at == late[-1].commit_position
     [error] = failures
     assert isinstance(error, RebuildPauseTimeoutError) and isinstance(error, CheckFailedError)
+    assert exit_code_for(error) == ExitCode.CHECK_FAILED == 5
     assert error.target == live_at and error.reached == shadow_at
     assert "did not reach the live projections' position" in str(error)
     assert "resumed" in str(error) and "kept" in str(error)
