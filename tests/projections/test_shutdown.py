@@ -11,19 +11,18 @@ import queue
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from esdbclient import EventStoreDBClient
 
+from bench.projections_bench import account_chunks
 from esdblite.process import ServerProcess
-from ledger.accounts.events import AccountEvent, AccountOpened, MoneyDeposited
 from ledger.eventstore import AccountEventStore
 from projections.feed import SubscriptionReader
 from projections.runner import ACCOUNT_FILTER
-from tests.support.clock import T0
 from tests.support.feed import META
 from tests.support.ids import new_account_id
 from tests.support.runners import RunnerThread
@@ -40,40 +39,12 @@ READ_MODELS = (
 )
 
 
-def chunks(account_id: str, count: int, size: int = 500) -> Iterator[list[AccountEvent]]:
-    """An account's opening and `count - 1` deposits, in appends of `size` events."""
-    chunk: list[AccountEvent] = [
-        AccountOpened(
-            account_id=account_id, owner="Owner", currency="EUR", overdraft_limit=0, occurred_at=T0
-        )
-    ]
-    balance = 0
-    for i in range(1, count):
-        balance += 100
-        chunk.append(
-            MoneyDeposited(
-                account_id=account_id,
-                transaction_id=f"tx-{i}",
-                amount=100,
-                currency="EUR",
-                description="",
-                balance_after=balance,
-                occurred_at=T0,
-            )
-        )
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def fill(store: AccountEventStore, accounts: int, events: int) -> int:
     """Write `events` account events per account; the head's commit position."""
     head = 0
     for account_id in [new_account_id() for _ in range(accounts)]:
         revision = -1
-        for chunk in chunks(account_id, events):
+        for chunk in account_chunks(account_id, events):
             head = store.append(account_id, expected_revision=revision, events=chunk, meta=META)
             revision += len(chunk)
     return head
