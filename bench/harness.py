@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -174,6 +175,24 @@ def source_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return done.stdout.strip()
+
+
+def stop_child(child: subprocess.Popen[Any], name: str, timeout: float = 30.0) -> None:
+    """Stop a child process with SIGTERM and wait for it; raise unless it exits cleanly (0).
+
+    A child that dies of a signal (an abort in gRPC's C core is SIGABRT) fails the run instead
+    of passing unnoticed; one that does not stop in time is killed and fails it too.
+    """
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise RuntimeError(f"{name} did not stop within {timeout:g} s of SIGTERM") from None
+    if child.returncode != 0:
+        raise RuntimeError(f"{name} exited with {child.returncode} instead of 0 on SIGTERM")
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -26,7 +26,7 @@ import psycopg
 from esdbclient import EventStoreDBClient, RecordedEvent
 from esdbclient.events import CaughtUp
 
-from bench.harness import Run, percentile
+from bench.harness import Run, percentile, stop_child
 from bench.workload import NOW, fixed_clock, new_account_id
 from esdblite.process import ServerProcess
 from ledger.accounts.commands import CommandMeta
@@ -114,13 +114,15 @@ def raw_catchup(uri: str) -> tuple[float, int]:
             window_size=REBUILD_BATCH,
             checkpoint_interval_multiplier=1,
         )
-        for item in subscription:
-            if isinstance(item, CaughtUp):
-                break
-            if type(item) is RecordedEvent:
-                count += 1
-        elapsed = time.perf_counter() - start
-        subscription.stop()
+        try:
+            for item in subscription:
+                if isinstance(item, CaughtUp):
+                    break
+                if type(item) is RecordedEvent:
+                    count += 1
+            elapsed = time.perf_counter() - start
+        finally:
+            subscription.stop()  # the call cancelled before its channel closes
     finally:
         client.close()
     return count / elapsed, count
@@ -221,14 +223,11 @@ def live_lag(database_url: str, uri: str, seconds: float) -> tuple[list[float], 
         samples.put(None)
         if measurer.is_alive():
             measurer.join()
-        runner.send_signal(signal.SIGTERM)
         try:
-            runner.wait(30)
-        except subprocess.TimeoutExpired:
-            runner.kill()
-            runner.wait()
-        conn.close()
-        store.close()
+            stop_child(runner, "the live runner")
+        finally:
+            conn.close()
+            store.close()
     if errors:
         raise errors[0]
     return lags, rate

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home, description="local stack and logs")
     now: dt.datetime | None = Field(default=None, description="fixes the clock (demos, tests)")
     wait_timeout: float = Field(default=10.0, gt=0, description="seconds for --wait")
+    rebuild_pause_timeout: float | None = Field(
+        default=None, gt=0, description="seconds a rebuild may pause live projections"
+    )
 
     @field_validator("now", mode="after")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,22 @@ class RebuildVerificationError(CheckFailedError):
             "inspection"
         )
         self.violations = violations
+
+
+PAUSE_TIMEOUT = 30.0  # seconds a rebuild may hold the live projections paused
+
+
+class RebuildPauseTimeoutError(CheckFailedError):
+    """The shadow did not catch up while live was paused; live resumed, the shadow is kept."""
+
+    def __init__(self, timeout: float, target: int, reached: int) -> None:
+        super().__init__(
+            f"the rebuild gave up: the shadow tables did not reach the live projections' position"
+            f" {target} within the {timeout:g}s pause (they are at {reached}; is the event store"
+            " reachable?). The live projections have resumed and the shadow tables are kept:"
+            " run the rebuild again to resume it"
+        )
+        self.timeout, self.target, self.reached = timeout, target, reached
 
 
 @dataclass
@@ -109,8 +126,14 @@ def rebuild(
     discard_previous: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     batch_size: int = 1000,
+    pause_timeout: float = PAUSE_TIMEOUT,
+    on_pause: Callable[[int, int], None] | None = None,
 ) -> RebuildReport:
-    """Rebuild projections without downtime; raise RebuildVerificationError on a mismatch."""
+    """Rebuild projections without downtime; raise RebuildVerificationError on a mismatch.
+
+    Live projections are paused for at most `pause_timeout` seconds of catching up (then
+    RebuildPauseTimeoutError); `on_pause(live_at, shadow_at)` is called once they are paused.
+    """
     names = list(projections or PROJECTIONS)
     conn = connect(database_url)
     try:
@@ -145,10 +168,12 @@ def rebuild(
             positions = read_checkpoints(conn, names + [n + SHADOW for n in names])
             live_at = min(positions[n] for n in names)
             shadow_at = min(positions[n + SHADOW] for n in names)
+            if on_pause:
+                on_pause(live_at, shadow_at)
             if shadow_at < live_at:
-                catch_up = Runner(database_url, eventstore_uri, projections=names, suffix=SHADOW)
-                catch_up.run(stop_at=live_at)
-                report.events += catch_up.progress.events
+                report.events += _catch_up(
+                    conn, database_url, eventstore_uri, names, live_at, pause_timeout
+                )
                 shadow_at = live_at
             swap_at = max(live_at, shadow_at)
             # Only what moved since S needs checking again (the fold reads only the events since).
@@ -163,6 +188,35 @@ def rebuild(
         return report
     finally:
         conn.close()
+
+
+def _catch_up(
+    conn: psycopg.Connection[Any],
+    database_url: str,
+    eventstore_uri: str,
+    names: Sequence[str],
+    target: int,
+    timeout: float,
+) -> int:
+    """Bring the shadow to `target` while live is paused, giving up after `timeout` seconds.
+
+    Giving up raises inside the caller's transaction: its rollback releases the pause locks, so
+    live resumes; what the shadow applied meanwhile is committed and a retry resumes from it.
+    """
+    give_up = threading.Event()
+    timer = threading.Timer(timeout, give_up.set)
+    timer.daemon = True
+    runner = Runner(database_url, eventstore_uri, projections=names, suffix=SHADOW, stop=give_up)
+    timer.start()
+    try:
+        progress = runner.run(stop_at=target)
+    finally:
+        timer.cancel()
+        timer.join()
+    if progress.position < target:
+        reached = min(read_checkpoints(conn, [n + SHADOW for n in names]).values())
+        raise RebuildPauseTimeoutError(timeout, target, reached)
+    return progress.events
 
 
 def _swap(conn: psycopg.Connection[Any], names: Sequence[str], position: int) -> None:

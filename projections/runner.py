@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -21,7 +20,7 @@ from ledger.errors import ServiceUnavailableError
 from ledger.streams import ACCOUNT_STREAM_PREFIX
 from projections.applier import PROJECTIONS, Applier, runner_key
 from projections.db import connect, migrate
-from projections.feed import ProjectedEvent, Projection
+from projections.feed import ProjectedEvent, Projection, SubscriptionReader
 
 log = logging.getLogger("projections.runner")
 
@@ -80,40 +79,6 @@ def probe_lag(client: EventStoreDBClient, checkpoint: int, last_applied: datetim
         reference = last_applied or oldest_unapplied or head_time
         seconds = max((head_time - reference).total_seconds(), 0.0)
     return Lag(head_position, min(count, LAG_PROBE_CAP), count > LAG_PROBE_CAP, seconds)
-
-
-class _Reader(threading.Thread):
-    """Reads the subscription into a bounded queue, so that batches can close on a timer."""
-
-    def __init__(self, subscription: Any, out: queue.Queue[Any]) -> None:
-        super().__init__(daemon=True, name="projection-subscription")
-        self.subscription = subscription
-        self.out = out
-        self.stopping = False
-
-    def run(self) -> None:
-        try:
-            for item in self.subscription:
-                while not self.stopping:
-                    try:
-                        self.out.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stopping:
-                    return
-        except Exception as exc:
-            if not self.stopping:
-                self.out.put(exc)
-            return
-        if not self.stopping:
-            self.out.put(ConnectionError("the subscription ended"))
-
-    def stop(self) -> None:
-        self.stopping = True
-        # The connection may already be gone.
-        with contextlib.suppress(Exception):
-            self.subscription.stop()
 
 
 class Runner:
@@ -201,16 +166,20 @@ class Runner:
         start = min(applier.checkpoints().values())
         client = EventStoreDBClient(self.eventstore_uri)
         inbox: queue.Queue[Any] = queue.Queue(maxsize=4 * self.batch_size)
-        subscription = client.subscribe_to_all(
-            commit_position=start,
-            filter_include=ACCOUNT_FILTER,
-            filter_by_stream_name=True,
-            include_checkpoints=True,
-            include_caught_up=True,
-            window_size=self.batch_size,
-            checkpoint_interval_multiplier=1,
-        )
-        reader = _Reader(subscription, inbox)
+        try:
+            subscription = client.subscribe_to_all(
+                commit_position=start,
+                filter_include=ACCOUNT_FILTER,
+                filter_by_stream_name=True,
+                include_checkpoints=True,
+                include_caught_up=True,
+                window_size=self.batch_size,
+                checkpoint_interval_multiplier=1,
+            )
+        except BaseException:
+            client.close()
+            raise
+        reader = SubscriptionReader(subscription, inbox)
         reader.start()
         self.progress.position = start
         next_status = 0.0
@@ -242,7 +211,9 @@ class Runner:
                     return True
             return True
         finally:
-            reader.stop()
+            # In this order: the call cancelled and its reader joined, then the channel closed,
+            # so that no thread is inside a gRPC call when its channel (or the process) goes.
+            reader.close()
             client.close()
 
     def _collect(

@@ -118,6 +118,15 @@ def projections_rebuild(
     discard: Annotated[
         bool, typer.Option("--discard", help="Drop an interrupted rebuild first.")
     ] = False,
+    pause_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--pause-timeout",
+            help="Seconds the live projections may stay paused while the rebuilt tables catch"
+            " up; past it the rebuild gives up (exit 5) and can be resumed"
+            " [default: LEDGER_REBUILD_PAUSE_TIMEOUT or 30].",
+        ),
+    ] = None,
     yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -128,9 +137,11 @@ def projections_rebuild(
 
         if name is not None and name not in PROJECTION_NAMES:
             fail(f"unknown projection {name!r}; choose from {', '.join(PROJECTION_NAMES)}")
+        if pause_timeout is not None and not pause_timeout > 0:
+            fail(f"--pause-timeout must be more than 0 seconds, not {pause_timeout:g}")
         names = [name] if name else list(PROJECTION_NAMES)
         confirm(obj, f"Rebuild {', '.join(names)} from the start of the log?", yes)
-        report = rebuild_with_progress(obj, names, discard)
+        report = rebuild_with_progress(obj, names, discard, pause_timeout)
         doc = {
             "projections": report.projections,
             "events": report.events,
@@ -151,13 +162,15 @@ def projections_rebuild(
             )
 
 
-def rebuild_with_progress(obj: Context, names: list[str], discard: bool) -> RebuildReport:
+def rebuild_with_progress(
+    obj: Context, names: list[str], discard: bool, pause_timeout: float | None = None
+) -> RebuildReport:
     """Rebuild the named projections blue/green, with a progress bar on a terminal."""
     import time
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from projections.rebuild import rebuild
+    from projections.rebuild import PAUSE_TIMEOUT, rebuild
     from projections.runner import Progress as RunnerProgress
 
     fold = write_model_fold(obj)
@@ -184,8 +197,24 @@ def rebuild_with_progress(obj: Context, names: list[str], discard: bool) -> Rebu
                 rate=f"{p.events / elapsed:,.0f}",
             )
 
+        bound = pause_timeout or obj.settings.rebuild_pause_timeout or PAUSE_TIMEOUT
+
+        def paused(live_at: int, shadow_at: int) -> None:
+            if shadow_at < live_at:
+                obj.output.note(
+                    f"live projections paused at position {live_at}; bringing the rebuilt"
+                    f" tables up from {shadow_at} (giving up after {bound:g}s)"
+                )
+
         report = rebuild(
-            db, esdb, fold, projections=names, discard_previous=discard, on_progress=progress
+            db,
+            esdb,
+            fold,
+            projections=names,
+            discard_previous=discard,
+            on_progress=progress,
+            pause_timeout=bound,
+            on_pause=paused,
         )
     if not show:
         obj.output.note(f"rebuild: {report.events} events at {report.events_per_s:,.0f}/s")

@@ -9,8 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from cli.errors import ExitCode, exit_code_for
 from esdblite.process import ServerProcess
 from ledger.accounts.books import Books
+from ledger.errors import CheckFailedError
 from ledger.eventstore import AccountEventStore
 from ledger.handler import Outcome
 from ledger.service import Ledger
@@ -19,12 +21,18 @@ from projections.consistency import wait_for_position
 from projections.feed import SHADOW
 from projections.names import PROJECTION_NAMES
 from projections.queries import get_balance
-from projections.rebuild import RebuildVerificationError, discard, rebuild, shadow_exists
+from projections.rebuild import (
+    RebuildPauseTimeoutError,
+    RebuildVerificationError,
+    discard,
+    rebuild,
+    shadow_exists,
+)
 from projections.runner import Progress
 from projections.verify import verify
 from tests.support.ids import new_account_id
 from tests.support.runners import RunnerThread, catch_up
-from tests.support.waiting import DEADLINE, eventually
+from tests.support.waiting import DEADLINE, eventually, retry_while_unavailable
 
 NAMES = list(PROJECTION_NAMES)
 TABLES = {"account_balances", "account_statements", "daily_totals"}
@@ -301,4 +309,68 @@ def test_a_rebuild_refuses_a_corrupted_shadow_daily_total(
     assert rebuild(database_url, server.uri, fold, discard_previous=True).differences == (
         dict.fromkeys(TABLES, 0)
     )
+
+
+def test_a_rebuild_whose_store_goes_away_during_the_pause_gives_up_and_resumes_live(
+    servers: Callable[..., ServerProcess],
+    make_ledger: Callable[..., Ledger],
+    make_store: Callable[[str], AccountEventStore],
+    start_runner: Callable[..., RunnerThread],
+    database_url: str,
+    db: psycopg.Connection,
+) -> None:
+    server = servers(durable=True)
+    ledger = make_ledger(server.uri)
+    ids, _ = seed(ledger, accounts=2, deposits=5)
+    start_runner(server.uri)
+    late: list[Outcome] = []
+    paused: list[tuple[int, int]] = []
+
+    def write_after_the_build(progress: Progress) -> None:
+        # Live gets ahead of the shadow, so the pause has something to catch up.
+        if progress.caught_up and not late:
+            late.extend(ledger.deposit(ids[0], "2.00", f"tx-late-{i}") for i in range(3))
+            assert wait_for_position(db, late[-1].commit_position, timeout=DEADLINE)
+
+    def stop_the_store(live_at: int, shadow_at: int) -> None:
+        paused.append((live_at, shadow_at))
+        server.stop()
+
+    fold = write_model_fold(make_store(server.uri))
+    failures: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            rebuild(
+                database_url,
+                server.uri,
+                fold,
+                on_progress=write_after_the_build,
+                on_pause=stop_the_store,
+                pause_timeout=1.0,
+            )
+        except BaseException as exc:
+            failures.append(exc)
+
+    attempt_thread = threading.Thread(target=attempt, daemon=True, name="test-rebuild")
+    attempt_thread.start()
+    attempt_thread.join(DEADLINE)
+
+    assert not attempt_thread.is_alive(), "the rebuild kept live paused instead of giving up"
+    [(live_at, shadow_at)] = paused
+    assert shadow_at < live_at == late[-1].commit_position
+    [error] = failures
+    assert isinstance(error, RebuildPauseTimeoutError) and isinstance(error, CheckFailedError)
+    assert exit_code_for(error) == ExitCode.CHECK_FAILED == 5
+    assert error.target == live_at and error.reached == shadow_at
+    assert "did not reach the live projections' position" in str(error)
+    assert "resumed" in str(error) and "kept" in str(error)
+    assert shadow_exists(db, NAMES)
+    server.start()
+    after = retry_while_unavailable(lambda: ledger.deposit(ids[1], "3.00", "tx-after"))
+    assert wait_for_position(db, after.commit_position, timeout=DEADLINE)
+    retried = rebuild(database_url, server.uri, fold)
+
+    assert retried.resumed and retried.swapped_at >= after.commit_position
+    assert not shadow_exists(db, NAMES) and bookkeeping_of_shadow(db) == 0
     assert verify(db, fold) == []
