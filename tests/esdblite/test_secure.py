@@ -135,18 +135,18 @@ def test_discovery_reads_gossip_over_tls_with_the_credentials(node: Node) -> Non
 
 def test_a_wrong_password_is_unauthenticated_and_writes_nothing(node: Node) -> None:
     stream = unique("wrong-password")
-    with EventStoreDBClient(node.uri(userinfo="admin:not-the-password@")) as client:
-        with pytest.raises(GrpcError) as raised:
-            _append(client, stream)
+    wrong = node.uri(userinfo="admin:not-the-password@")
+    with EventStoreDBClient(wrong) as client, pytest.raises(GrpcError) as raised:
+        _append(client, stream)
     error = _rpc_error(raised.value)
     assert (error.code(), error.details()) == (grpc.StatusCode.UNAUTHENTICATED, "Unauthenticated")
     assert not _stream_exists(node, stream)
 
 
 def test_an_unknown_user_is_unauthenticated(node: Node) -> None:
-    with EventStoreDBClient(node.uri(userinfo=f"mallory:{PASSWORD}@")) as client:
-        with pytest.raises(GrpcError) as raised:
-            client.get_stream(unique("x"))
+    unknown = node.uri(userinfo=f"mallory:{PASSWORD}@")
+    with EventStoreDBClient(unknown) as client, pytest.raises(GrpcError) as raised:
+        client.get_stream(unique("x"))
     assert _rpc_error(raised.value).code() == grpc.StatusCode.UNAUTHENTICATED
 
 
