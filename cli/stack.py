@@ -194,7 +194,7 @@ class LocalStack:
     def _place_postgres(self) -> None:
         """As root, PostgreSQL runs as its own user, which cannot enter the 0700 home: its
         directory is one that user owns under a root-owned 0711 base, linked as home/postgres."""
-        import hashlib
+        import secrets
 
         from projections.pgserver import prune_service_dirs, service_dir
 
@@ -202,7 +202,8 @@ class LocalStack:
         if os.geteuid() != 0 or (link.is_dir() and not link.is_symlink()):
             return
         prune_service_dirs()
-        key = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:16]
+        # A new home gets a new directory: a home deleted and made again never meets old data.
+        key = link.readlink().name if link.is_symlink() else secrets.token_hex(8)
         target = service_dir(key, self.home.resolve())
         if not link.is_symlink() or link.readlink() != target:
             link.unlink(missing_ok=True)

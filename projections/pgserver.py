@@ -88,14 +88,18 @@ def service_dir(key: str, home: Path) -> Path:
 
 
 def prune_service_dirs() -> list[Path]:
-    """Remove the service directories whose ledger home is gone and whose server is stopped."""
+    """Remove the service directories whose ledger home is gone (or links elsewhere now) and
+    whose server is stopped."""
     removed: list[Path] = []
     if not SERVICE_BASE.is_dir():
         return removed
     for record in SERVICE_BASE.glob("*.home"):
         directory = record.with_suffix("")
-        if Path(record.read_text()).exists():
+        link = Path(record.read_text()) / "postgres"
+        if link.is_symlink() and link.readlink() == directory:
             continue
+        if not link.is_symlink() and Path(record.read_text()).exists():
+            continue  # its home exists and has not been linked yet (being set up)
         if EmbeddedPostgres(directory / "data").pid() is not None:
             continue
         shutil.rmtree(directory, ignore_errors=True)
