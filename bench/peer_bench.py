@@ -212,12 +212,12 @@ class PeerBalances(Projection[PeerBalancesView]):
         )
 
 
-def peer_env(port: int, dbname: str) -> dict[str, str]:
+def peer_env(host: str, port: int, dbname: str) -> dict[str, str]:
     """eventsourcing's configuration (its environment variables), passed explicitly."""
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": dbname,
-        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_HOST": host,
         "POSTGRES_PORT": str(port),
         "POSTGRES_USER": "postgres",
         "POSTGRES_PASSWORD": "",
@@ -349,7 +349,7 @@ def run(results: Run, full: bool) -> None:
             url = server.url("peer")
             durability = check_durability(url)
             assert server.port is not None
-            env = peer_env(server.port, "peer")
+            env = peer_env(str(server.socket_dir), server.port, "peer")
             bank = PeerBank(env=env)
             try:
                 commands(results, bank, 10_000 if full else 2_000, durability)

@@ -244,6 +244,7 @@ def run(results: Run, full: bool) -> None:
     """Measure the read-side figures on a fresh durable esdblite and embedded PostgreSQL."""
     total = 1_000_000 if full else 50_000
     with tempfile.TemporaryDirectory(prefix="bench-projections-") as tmp:
+        Path(tmp).chmod(0o711)  # ours: PostgreSQL's user (as root) may pass through to pg/
         server = ServerProcess(Path(tmp) / "esdb").start()
         postgres = EmbeddedPostgres(Path(tmp) / "pg" / "data", owner_dir=Path(tmp) / "pg")
         try:

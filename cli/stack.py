@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from projections.pgserver import EmbeddedPostgres
 
 SERVICES = ("eventstore", "postgres", "runner")
-DEFAULT_PORTS = {"eventstore": 2113, "postgres": 5433}
+DEFAULT_PORTS = {"eventstore": 2113}  # PostgreSQL has no TCP port: a Unix socket in the home
 
 
 @dataclass
@@ -109,6 +109,16 @@ def _is_ours(pid: int, service: str, started: str | None) -> bool:
         return True  # no /proc here: trust the pid file
 
 
+@contextlib.contextmanager
+def _private_files() -> Iterator[None]:
+    """Files and directories created meanwhile (by us or the services we spawn) are private."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 class LocalStack:
     """Starts, stops and reports the three background services, each with a pid and a log."""
 
@@ -116,12 +126,15 @@ class LocalStack:
         self.home = home
         self.logs = home / "logs"
         self.state_file = home / "stack.json"
+        # esdblite runs in secure mode: its certificate and the admin's password live here.
+        self.tls_dir = home / "tls"
+        self.password_file = home / "eventstore-admin-password"
 
     def ensure_home(self) -> None:
         """Create the home with 0700 permissions (and its logs folder)."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o700)
-        self.logs.mkdir(exist_ok=True)
+        self.logs.mkdir(mode=0o700, exist_ok=True)
 
     def ports(self) -> dict[str, int]:
         """The ports chosen at the first start, kept so that addresses stay stable."""
@@ -176,19 +189,54 @@ class LocalStack:
     def _postgres(self) -> EmbeddedPostgres:
         from projections.pgserver import EmbeddedPostgres
 
-        return EmbeddedPostgres(
-            self.home / "postgres" / "data",
-            port=self.ports().get("postgres"),
-            owner_dir=self.home,
-        )
+        return EmbeddedPostgres(self.home / "postgres" / "data")
+
+    def _place_postgres(self) -> None:
+        """As root, PostgreSQL runs as its own user, which cannot enter the 0700 home: its
+        directory is one that user owns under a root-owned 0711 base, linked as home/postgres."""
+        import secrets
+
+        from projections.pgserver import prune_service_dirs, service_dir
+
+        link = self.home / "postgres"
+        if os.geteuid() != 0 or (link.is_dir() and not link.is_symlink()):
+            return
+        prune_service_dirs()
+        # A new home gets a new directory: a home deleted and made again never meets old data.
+        key = link.readlink().name if link.is_symlink() else secrets.token_hex(8)
+        target = service_dir(key, self.home.resolve())
+        if not link.is_symlink() or link.readlink() != target:
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+
+    def _ensure_secrets(self) -> None:
+        """The node certificate and the admin password, made on the first start (files 0600)."""
+        import secrets
+
+        from esdblite.certs import ensure_node_files, write_private
+
+        ensure_node_files(self.tls_dir)
+        if not self.password_file.exists():
+            write_private(self.password_file, secrets.token_urlsafe(24).encode())
 
     def eventstore_uri(self) -> str:
-        """The esdb:// URI of the local esdblite."""
-        return f"esdb://localhost:{self.ports().get('eventstore', 2113)}?Tls=false"
+        """The esdb:// URI of the local esdblite: TLS, its CA, the admin's credentials (secret:
+        never print or log it)."""
+        from esdblite.certs import node_files
+
+        try:
+            password = self.password_file.read_text().strip()
+        except FileNotFoundError:
+            raise ServiceUnavailableError(
+                f"the local event store in {self.home} has no credentials yet; run `ledger up`"
+            ) from None
+        port = self.ports().get("eventstore", 2113)
+        ca = node_files(self.tls_dir).ca
+        return f"esdb://admin:{password}@localhost:{port}?Tls=true&tlsCAFile={ca}"
 
     def database_url(self) -> str:
-        """The URL of the local PostgreSQL database."""
-        return f"postgresql://postgres@127.0.0.1:{self.ports().get('postgres', 5433)}/postgres"
+        """The URL of the local PostgreSQL database (its Unix socket in the home)."""
+        return self._postgres().url()
 
     def status(self) -> list[ServiceState]:
         """Each service: running, stopped (cleanly) or crashed (with how it ended)."""
@@ -199,8 +247,8 @@ class LocalStack:
             address = None
             if name == "eventstore" and "eventstore" in ports:
                 address = f"localhost:{ports['eventstore']}"
-            elif name == "postgres" and "postgres" in ports:
-                address = f"127.0.0.1:{ports['postgres']}"
+            elif name == "postgres":
+                address = str(self._postgres().socket_dir)
             if self._owned_pid(name) is not None:
                 states.append(ServiceState(name, pid, address, "running"))
             elif pid is not None and alive(pid):
@@ -245,9 +293,9 @@ class LocalStack:
     def up(self, services: tuple[str, ...] = SERVICES, note: object = None) -> list[str]:
         """Start what is not running (idempotent); all or nothing. Returns what it started."""
         started: list[str] = []
-        with self._lock():
+        with _private_files(), self._lock():
             ports = self._choose_ports()
-            for name in ("eventstore", "postgres"):
+            for name in ("eventstore",):
                 if name in services and not self.running(name) and not _port_free(ports[name]):
                     raise ServiceUnavailableError(
                         f"cannot start {name}: port {ports[name]} is taken by "
@@ -292,9 +340,13 @@ class LocalStack:
         return proc
 
     def _start_eventstore(self) -> None:
+        from esdblite.certs import node_files
+
         port = self.ports()["eventstore"]
         data = self.home / "esdb"
         (data / "esdblite.port").unlink(missing_ok=True)
+        self._ensure_secrets()
+        tls = node_files(self.tls_dir)
         proc = self._spawn(
             "eventstore",
             [
@@ -308,6 +360,12 @@ class LocalStack:
                 str(port),
                 "--log-level",
                 "INFO",
+                "--certificate-file",
+                str(tls.cert),
+                "--certificate-private-key-file",
+                str(tls.key),
+                "--default-admin-password-file",
+                str(self.password_file),
             ],
         )
         deadline = time.monotonic() + 30
@@ -320,6 +378,7 @@ class LocalStack:
         raise ServiceUnavailableError("the event store (esdblite) did not start")
 
     def _start_postgres(self) -> None:
+        self._place_postgres()
         pg = self._postgres()
         pg.start()
         from projections.db import connect, migrate

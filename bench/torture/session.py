@@ -23,6 +23,7 @@ from bench.torture.services import Services
 def run(config: Config, *, artifacts_root: Path | None = None, progress: bool = False) -> Report:
     """Run the clients under the fault schedule, then check everything; never raises on a find."""
     work = Path(tempfile.mkdtemp(prefix="torture-"))
+    work.chmod(0o711)  # ours: PostgreSQL's user (as root) may pass through to work/pg
     try:
         return _run(config, work, artifacts_root, progress)
     finally:

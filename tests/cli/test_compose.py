@@ -170,7 +170,7 @@ def test_runner_addresses_match_the_services_and_their_ports(compose: dict[str, 
     assert esdb.scheme == "esdb"
     assert esdb.query == "Tls=false"
     assert esdb.hostname == "eventstore"
-    assert f"{esdb.port}:{esdb.port}" in services["eventstore"]["ports"]
+    assert f"127.0.0.1:{esdb.port}:{esdb.port}" in services["eventstore"]["ports"]
     assert esdb.port == DEFAULT_PORTS["eventstore"] == 2113
 
     db = urlsplit(env["LEDGER_DATABASE_URL"])
@@ -178,7 +178,7 @@ def test_runner_addresses_match_the_services_and_their_ports(compose: dict[str, 
     assert db.scheme == "postgresql"
     assert db.hostname == "postgres"
     assert db.port == 5432
-    assert f"{db.port}:5432" in services["postgres"]["ports"]
+    assert f"127.0.0.1:{db.port}:5432" in services["postgres"]["ports"]
     assert db.username == pg_env["POSTGRES_USER"]
     assert db.password == pg_env["POSTGRES_PASSWORD"]
     assert db.path == "/" + pg_env["POSTGRES_DB"]
@@ -194,11 +194,19 @@ def test_the_host_side_example_in_the_header_matches_the_published_ports(
     db = urlsplit(json.loads(exported["LEDGER_DATABASE_URL"]))
     services = compose["services"]
     assert (esdb.hostname, db.hostname) == ("localhost", "localhost")
-    assert f"{esdb.port}:2113" in services["eventstore"]["ports"]
-    assert f"{db.port}:5432" in services["postgres"]["ports"]
+    assert f"127.0.0.1:{esdb.port}:2113" in services["eventstore"]["ports"]
+    assert f"127.0.0.1:{db.port}:5432" in services["postgres"]["ports"]
     runner_db = urlsplit(services["runner"]["environment"]["LEDGER_DATABASE_URL"])
     assert (db.username, db.password, db.path) == (
         runner_db.username,
         runner_db.password,
         runner_db.path,
     )
+
+
+def test_every_published_port_is_bound_to_the_loopback_only(compose: dict[str, Any]) -> None:
+    published = [p for s in compose["services"].values() for p in s.get("ports", [])]
+    assert published, "compose publishes no port"
+    for port in published:
+        host, _, rest = str(port).partition(":")
+        assert host == "127.0.0.1" and rest.count(":") == 1, port

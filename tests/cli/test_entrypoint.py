@@ -65,7 +65,8 @@ def test_up_twice_then_query_down_and_restart_with_the_data_kept(private_home: P
     assert {s["state"] for s in status.values()} == {"running"}
     assert all(pid_alive(s["pid"]) for s in status.values())
     assert status["eventstore"]["address"] == f"localhost:{ports['eventstore']}"
-    assert status["postgres"]["address"] == f"127.0.0.1:{ports['postgres']}"
+    # PostgreSQL has no TCP port: its address is its private socket directory (issue 14).
+    assert status["postgres"]["address"] == str((home / "postgres").resolve() / "run")
     assert status["runner"]["address"] is None
 
     account = open_with_70(home)

@@ -24,7 +24,8 @@ def test_status_json_lists_each_service_of_the_running_stack(cli: Cli) -> None:
         assert isinstance(service["pid"], int)
     addresses = {s["name"]: s["address"] for s in doc["services"]}
     assert addresses["eventstore"].startswith("localhost:")
-    assert addresses["postgres"].startswith("127.0.0.1:")
+    # PostgreSQL listens on a Unix socket only (issue 14): its address is that directory.
+    assert addresses["postgres"].startswith("/") and addresses["postgres"].endswith("/run")
     assert {p["projection"] for p in doc["projections"]} == {
         "balances",
         "statements",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import ipaddress
+import os
 import shutil
 import stat
 import subprocess
@@ -66,10 +67,62 @@ def test_the_esdblite_command_line_listens_on_loopback_only_without_host_option(
     assert addresses and addresses <= {"127.0.0.1", "::1"}, addresses
 
 
-def test_the_embedded_postgresql_listens_on_127_0_0_1_only(embedded_pg: EmbeddedPostgres) -> None:
+def test_the_embedded_postgresql_listens_on_no_tcp_port(embedded_pg: EmbeddedPostgres) -> None:
     pid = embedded_pg.pid()
     assert pid is not None
-    assert listening_addresses(pid) == {"127.0.0.1"}
+    assert listening_addresses(pid) == set()
+    socket_dir = embedded_pg.socket_dir
+    assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+    with psycopg.connect(embedded_pg.url()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_embedded_postgresql_refuses_tcp_and_other_os_users(
+    embedded_pg: EmbeddedPostgres,
+) -> None:
+    with pytest.raises(psycopg.OperationalError) as tcp:
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{embedded_pg.port}/postgres")
+    assert "Connection refused" in str(tcp.value)
+    # Through the socket, as a role the OS user is not mapped to: peer authentication refuses.
+    url = embedded_pg.url().replace("postgres@", "ledger_intruder@", 1)
+    with pytest.raises(psycopg.OperationalError) as peer:
+        psycopg.connect(url)
+    assert "Peer authentication failed" in str(peer.value)
+    assert (embedded_pg.data_dir / "pg_hba.conf").read_text().splitlines()[-1] == (
+        "local all all peer map=owner"
+    )
+
+
+def _connect_as_nobody(url: str) -> subprocess.CompletedProcess[str]:
+    """Try the URL with psql from a process of another OS user (nobody)."""
+    import pwd
+
+    from projections.pgserver import EmbeddedPostgres
+
+    psql = EmbeddedPostgres(Path("/nonexistent/data"))._bin_dir()
+    nobody = pwd.getpwnam("nobody")
+    return subprocess.run(
+        [str(psql / "psql"), url, "-c", "SELECT 1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        extra_groups=[],
+        cwd="/",
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching OS user needs root")
+def test_another_os_user_cannot_reach_the_embedded_postgresql(
+    embedded_pg: EmbeddedPostgres,
+) -> None:
+    done = _connect_as_nobody(embedded_pg.url())
+    assert done.returncode != 0
+    assert "Permission denied" in done.stderr or "Peer authentication failed" in done.stderr, (
+        done.stderr
+    )
 
 
 @pytest.fixture
@@ -110,11 +163,83 @@ def test_the_local_stack_is_reachable_from_this_machine_only_and_its_home_is_070
     stack = LocalStack(local_stack)
     states = {s.name: s for s in stack.status()}
     for name in ("eventstore", "postgres"):
-        pid = states[name].pid
-        assert states[name].state == "running" and pid is not None, states[name]
-        addresses = listening_addresses(pid)
-        assert addresses and addresses <= {"127.0.0.1", "::1"}, (name, addresses)
+        assert states[name].state == "running" and states[name].pid is not None, states[name]
+    addresses = listening_addresses(states["eventstore"].pid or 0)
+    assert addresses and addresses <= {"127.0.0.1", "::1"}, addresses
+    assert listening_addresses(states["postgres"].pid or 0) == set()
     assert stat.S_IMODE(local_stack.stat().st_mode) == 0o700
+
+
+def _modes(home: Path) -> dict[str, str]:
+    """The mode of the home and of everything in it (following its postgres link)."""
+    found = {".": oct(stat.S_IMODE(home.stat().st_mode))}
+    for path in (*home.rglob("*"), *(home / "postgres").resolve().rglob("*")):
+        if path.is_symlink() or path.is_socket():
+            continue
+        found[str(path)] = oct(stat.S_IMODE(path.stat().st_mode))
+    return found
+
+
+def test_the_local_stack_keeps_its_files_0600_and_directories_0700(local_stack: Path) -> None:
+    modes = _modes(local_stack)
+    wide = {p: m for p, m in modes.items() if m not in ("0o600", "0o700")}
+    assert wide == {}, wide
+    for secret in ("eventstore-admin-password", "tls/node.key", "tls/ca.pem"):
+        assert modes[str(local_stack / secret)] == "0o600"
+
+
+def _secret_of(home: Path) -> str:
+    return (home / "eventstore-admin-password").read_text().strip()
+
+
+def test_the_local_event_store_refuses_a_wrong_password_and_an_untrusted_certificate(
+    local_stack: Path,
+) -> None:
+    from esdbclient import EventStoreDBClient
+    from esdbclient.exceptions import GrpcError, SSLError
+
+    from cli.stack import LocalStack
+
+    uri = LocalStack(local_stack).eventstore_uri()
+    assert "Tls=true" in uri and f"tlsCAFile={local_stack / 'tls' / 'ca.pem'}" in uri
+    with EventStoreDBClient(uri) as client:
+        assert client.get_commit_position() >= 0
+    wrong = uri.replace(_secret_of(local_stack), "guessed")
+    with EventStoreDBClient(wrong) as client, pytest.raises(GrpcError) as raised:
+        client.get_commit_position()
+    assert "UNAUTHENTICATED" in str(raised.value)
+    untrusted = uri.split("&tlsCAFile=")[0]
+    with EventStoreDBClient(untrusted) as client, pytest.raises(SSLError):
+        client.get_commit_position()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching OS user needs root")
+def test_another_os_user_cannot_reach_the_local_postgresql(local_stack: Path) -> None:
+    from cli.stack import LocalStack
+
+    done = _connect_as_nobody(LocalStack(local_stack).database_url())
+    assert done.returncode != 0
+    assert "Permission denied" in done.stderr, done.stderr
+
+
+def test_the_local_stack_never_shows_or_logs_its_password(local_stack: Path) -> None:
+    secret = _secret_of(local_stack)
+    outputs = [
+        _invoke(local_stack, *args)
+        for args in (
+            ("up",),
+            ("status",),
+            ("status", "--json"),
+            ("open", "sec-1", "--owner", "A", "--currency", "EUR"),
+            ("--debug", "balance", "sec-missing"),
+            ("logs", "eventstore"),
+            ("logs", "runner"),
+        )
+    ]
+    for result in outputs:
+        assert secret not in result.stdout + result.stderr, result.stdout + result.stderr
+    logs = [p for p in local_stack.rglob("*.log") if p.is_file()]
+    assert logs and all(secret not in p.read_text(errors="replace") for p in logs)
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +248,11 @@ def read_only_database(embedded_pg: EmbeddedPostgres) -> str:
     with psycopg.connect(embedded_pg.url(), autocommit=True) as admin:
         admin.execute("CREATE ROLE ledger_reader LOGIN")
         admin.execute("CREATE DATABASE locked")
-    # The password is ignored (trust authentication) but must never be shown or logged.
-    return f"postgresql://ledger_reader:{SECRET}@127.0.0.1:{embedded_pg.port}/locked"
+    # The OS user is mapped to `postgres` only: connect as postgres, with a password that is
+    # ignored (peer authentication) but must never be shown or logged.
+    # The session then acts as ledger_reader (`role`), who may not create tables.
+    url = embedded_pg.url("locked").replace("postgres@", f"postgres:{SECRET}@", 1)
+    return url + "&options=-c%20role%3Dledger_reader"
 
 
 def test_a_ledger_home_created_while_logging_an_internal_error_is_private(
