@@ -25,6 +25,7 @@ log = logging.getLogger("projections.status")
 LagCounter = Callable[[int, "dt.datetime | None"], "Lag | None"]
 """Counts the account events after a checkpoint (given when it last moved); None if it cannot."""
 
+PASSED = "c.position >= s.head_position"
 PROBE_TIMEOUT = 2.0  # seconds a count in the event store may take before it is given up
 
 
@@ -87,8 +88,10 @@ def read_status(
         found = cur.execute(
             "SELECT p.name AS projection, COALESCE(c.position, 0) AS checkpoint,"
             " COALESCE(s.head_position, 0) AS head_position,"
-            " COALESCE(s.lag_events, 0) AS lag_events, COALESCE(s.lag_capped, false) AS lag_capped,"
-            " COALESCE(s.lag_seconds, 0) AS lag_seconds,"
+            # A checkpoint past the head the runner last saw has applied all it counted then.
+            f" CASE WHEN {PASSED} THEN 0 ELSE COALESCE(s.lag_events, 0) END AS lag_events,"
+            f" COALESCE(s.lag_capped AND NOT {PASSED}, false) AS lag_capped,"
+            f" CASE WHEN {PASSED} THEN 0 ELSE COALESCE(s.lag_seconds, 0) END AS lag_seconds,"
             f" COALESCE(s.caught_up, false) AND {RUNNER_STATE_SQL} = 'running' AS caught_up,"
             " (SELECT count(*) FROM parked_events e WHERE e.projection = p.name) AS parked,"
             " COALESCE(r.pid, s.runner_pid) AS runner_pid, s.updated_at,"

@@ -63,24 +63,20 @@ def projections_status(
                 [
                     ("projection", "left"),
                     ("runner", "left"),
-                    ("heartbeat", "right"),
                     ("checkpoint", "right"),
                     ("head", "right"),
-                    ("lag events", "right"),
-                    ("lag s", "right"),
+                    ("lag", "right"),
                     ("caught up", "left"),
                     ("parked", "right"),
                 ],
                 [
                     [
                         s.projection,
-                        s.runner,
-                        "" if s.heartbeat_age_s is None else f"{s.heartbeat_age_s:.0f}s ago",
+                        _runner_cell(s),
                         str(s.checkpoint),
                         str(s.head_position),
-                        f"{s.lag_events}{'+' if s.lag_capped else ''}"
-                        + ("" if s.lag_current else " (last known)"),
-                        f"{s.lag_seconds:.1f}",
+                        f"{'' if s.lag_current else '≥'}{s.lag_events}"
+                        f"{'+' if s.lag_capped else ''} ({s.lag_seconds:.1f}s)",
                         "yes" if s.caught_up else "no",
                         str(s.parked),
                     ]
@@ -98,6 +94,12 @@ def projections_status(
                     f"unhealthy (max lag {max_lag} events): {'; '.join(problems)}",
                     ExitCode.CHECK_FAILED,
                 )
+
+
+def _runner_cell(status: ProjectionStatus) -> str:
+    if status.alive or status.heartbeat_age_s is None:
+        return status.runner
+    return f"{status.runner} ({status.heartbeat_age_s:.0f}s)"
 
 
 def _status_doc(status: ProjectionStatus) -> dict[str, Any]:
