@@ -142,10 +142,11 @@ def test_an_idle_runner_keeps_beating(
     start_runner(server.uri, heartbeat_every=0.05)
     first = wait_until(lambda: heartbeats(db), what="a first heartbeat")
 
-    later = wait_until(
-        lambda: (now := heartbeats(db)) and all(now[p] > first[p] for p in first) and now,
-        what="a later heartbeat with nothing to project",
-    )
+    def beaten_again() -> dict[str, datetime]:
+        now = heartbeats(db)
+        return now if all(now[p] > first[p] for p in first) else {}
+
+    later = wait_until(beaten_again, what="a later heartbeat with nothing to project")
     assert set(later) == set(PROJECTION_NAMES)
 
 
@@ -190,3 +191,39 @@ def test_a_killed_runner_goes_stale_and_its_lag_is_counted_in_the_event_store(
     server.stop()
     uncounted = read_status(db, count=count)
     assert {(s.lag_events, s.lag_current) for s in uncounted} == {(0, False)}
+
+
+def a_status(**changes: object) -> ProjectionStatus:
+    """A live, caught-up projection's status, with some fields changed."""
+    status = ProjectionStatus(
+        projection="balances",
+        checkpoint=10,
+        head_position=10,
+        lag_events=0,
+        lag_capped=False,
+        lag_seconds=0.0,
+        caught_up=True,
+        parked=0,
+        runner_pid=1,
+        updated_at=None,
+        runner="running",
+        runner_host="h",
+        heartbeat_at=None,
+        heartbeat_age_s=0.5,
+        checkpoint_at=None,
+        lag_current=True,
+    )
+    return dataclasses.replace(status, **changes)  # type: ignore[arg-type]
+
+
+def test_health_names_every_problem_and_a_live_caught_up_runner_has_none() -> None:
+    assert a_status().problems(max_lag_events=0) == []
+    assert not a_status().behind
+    assert a_status(lag_events=101).problems(max_lag_events=100) == ["lag 101 events"]
+    assert a_status(lag_events=100).problems(max_lag_events=100) == []
+    assert a_status(lag_events=5).behind
+    assert a_status(lag_events=7, lag_capped=True).problems(max_lag_events=100) == ["lag 7+ events"]
+    dead = a_status(runner="stale", lag_events=3, parked=2)
+    assert dead.behind and not dead.alive
+    assert dead.problems(max_lag_events=0) == ["runner stale", "lag 3 events", "2 parked"]
+    assert a_status(runner="stopped").problems(max_lag_events=0) == ["runner stopped"]
