@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli.context import Context, make_ledger, projected_account, read_conn
+from cli.lag import projection_lag
 from cli.render import money
 
 if TYPE_CHECKING:
     from projections.statement_view import Statement
+    from projections.status import ProjectionStatus
 
 STATEMENT_FORMATS = ("table", "json", "csv")
 
@@ -21,13 +23,15 @@ def projected_statement(
     last: dt.date | None,
     limit: int | None,
     min_revision: int | None,
-) -> tuple[Statement, bool]:
-    """The statement from the projections, and whether waiting for `min_revision` timed out."""
+) -> tuple[Statement, bool, ProjectionStatus]:
+    """The statement from the projections, whether waiting for `min_revision` timed out, and
+    how far behind the statements projection is (said on stderr when it is)."""
     from projections.queries import statement
 
     with read_conn(obj) as conn:
         row, timed_out = projected_account(obj, conn, account, min_revision)
-        return statement(conn, row, start=first, end=last, limit=limit), timed_out
+        st = statement(conn, row, start=first, end=last, limit=limit)
+        return st, timed_out, projection_lag(obj, conn, "statements")
 
 
 def consistent_statement(
@@ -73,8 +77,12 @@ def consistent_statement(
     return build_statement(row, postings, start=first, end=last, limit=limit)
 
 
-def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
-    """Print a statement as a table, JSON or CSV; `period` adds the period and its balances."""
+def show_statement(
+    obj: Context, st: Statement, fmt: str, period: bool, lag: dict[str, Any] | None = None
+) -> None:
+    """Print a statement as a table, JSON or CSV; `period` adds the period and its balances;
+    the JSON carries `lag` (the projection's lag fields) in its object or in every posting."""
+    lag = lag or {}
     c = st.account.currency
     postings = [
         {
@@ -99,10 +107,11 @@ def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
                     "opening_balance": money(st.opening_balance, c),
                     "closing_balance": money(st.closing_balance, c),
                     "postings": postings,
+                    **lag,
                 }
             )
         else:
-            obj.output.json(postings)
+            obj.output.json([{**p, **lag} for p in postings])
         return
     columns = [
         "revision",

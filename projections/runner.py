@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from ledger.streams import ACCOUNT_STREAM_PREFIX
 from projections.applier import PROJECTIONS, Applier, runner_key
 from projections.db import connect, migrate
 from projections.feed import ProjectedEvent, Projection, SubscriptionReader
+from projections.heartbeat import HEARTBEAT_EVERY, Heartbeat
 
 log = logging.getLogger("projections.runner")
 
@@ -49,7 +51,13 @@ class Lag:
     seconds: float
 
 
-def probe_lag(client: EventStoreDBClient, checkpoint: int, last_applied: datetime | None) -> Lag:
+def probe_lag(
+    client: EventStoreDBClient,
+    checkpoint: int,
+    last_applied: datetime | None,
+    *,
+    timeout: float | None = None,
+) -> Lag:
     """Count account events after a checkpoint by reading backwards from the head (bounded)."""
     head_position = 0
     head_time: datetime | None = None
@@ -60,6 +68,7 @@ def probe_lag(client: EventStoreDBClient, checkpoint: int, last_applied: datetim
         filter_include=ACCOUNT_FILTER,
         filter_by_stream_name=True,
         limit=LAG_PROBE_CAP + 1,
+        timeout=timeout,
     )
     try:
         for recorded in events:
@@ -94,6 +103,7 @@ class Runner:
         batch_size: int = 500,
         batch_ms: float = 50.0,
         status_every: float = 1.0,
+        heartbeat_every: float = HEARTBEAT_EVERY,
         on_progress: Callable[[Progress], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -109,6 +119,8 @@ class Runner:
         self.stop_event = stop or threading.Event()
         self.progress = Progress()
         self.last_applied_at: datetime | None = None
+        # A rebuild's shadow runner has no heartbeat: liveness is about the live projections.
+        self.heartbeat = None if suffix else Heartbeat(names, heartbeat_every)
 
     def run(self, *, until_caught_up: bool = False, stop_at: int | None = None) -> Progress:
         """Run until stopped (or caught up / past `stop_at`), resubscribing after failures.
@@ -148,7 +160,12 @@ class Runner:
             migrate(conn)
             applier = Applier(conn, self.projections, self.suffix)
             self._lock(lock_conn, applier.slots)
-            return self._follow(applier, until_caught_up, stop_at)
+            if self.heartbeat:
+                self.heartbeat.register(conn)
+            done = self._follow(applier, until_caught_up, stop_at)
+            if done and self.heartbeat:
+                self.heartbeat.stopped(conn)
+            return done
         finally:
             lock_conn.close()
             conn.close()
@@ -188,12 +205,19 @@ class Runner:
             while not self.stop_event.is_set():
                 batch, upto, seen = self._collect(inbox, stop_at, caught_up)
                 caught_up = caught_up or seen
+                beat = self.heartbeat is not None and self.heartbeat.due()
                 if batch or upto > self.progress.position:
-                    applier.apply_batch(batch, max(upto, self.progress.position))
+                    # A due beat goes in the batch's transaction: one commit says both.
+                    with applier.conn.transaction() if beat else nullcontext():
+                        applier.apply_batch(batch, max(upto, self.progress.position))
+                        if beat and self.heartbeat:
+                            self.heartbeat.beat(applier.conn)
                     self.progress.events += len(batch)
                     self.progress.position = max(upto, self.progress.position)
                     if batch:
                         self.last_applied_at = batch[-1].recorded_at
+                elif beat and self.heartbeat:
+                    self.heartbeat.beat(applier.conn)
                 self.progress.caught_up = caught_up and inbox.empty()
                 if time.monotonic() >= next_status:
                     probed = time.monotonic()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,7 @@ from cli.context import (
     write_model_fold,
 )
 from cli.errors import ExitCode, fail, handled
+from cli.lag import lag_fields, projection_lag
 from cli.options import JsonOpt
 from cli.render import money
 from cli.statements import (
@@ -25,9 +26,6 @@ from cli.statements import (
     show_statement,
 )
 from ledger.errors import WaitTimeoutError
-
-if TYPE_CHECKING:
-    import psycopg
 
 app = typer.Typer()
 
@@ -50,20 +48,6 @@ def _parse_day(value: str | None, name: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         fail(f"{name} takes an ISO date such as 2026-11-26, not {value!r}")
-
-
-def _lag_note(obj: Context, conn: psycopg.Connection[Any], projection: str) -> None:
-    from projections.status import read_status
-
-    for status in read_status(conn):
-        if status.projection == projection and (status.lag_events or status.lag_capped):
-            more = "+" if status.lag_capped else ""
-            when = status.updated_at.isoformat(timespec="seconds") if status.updated_at else "?"
-            obj.output.note(
-                f"note: the {projection} projection is {status.lag_events}{more} events "
-                f"({status.lag_seconds:.1f}s) behind, as of {when}; use --consistent for the "
-                "write model"
-            )
 
 
 def _show_balance(obj: Context, doc: dict[str, Any]) -> None:
@@ -133,9 +117,8 @@ def balance(
             }
             if as_of:
                 doc["as_of"] = as_of
+            doc |= lag_fields(projection_lag(obj, conn, "balances"))
             _show_balance(obj, doc)
-            if not timed_out:
-                _lag_note(obj, conn, "balances")
         if timed_out:
             raise WaitTimeoutError(
                 f"the balance projection did not reach revision {min_revision} of {account} "
@@ -185,11 +168,15 @@ def statement(
             # The period is resolved against "today" (LEDGER_NOW / --now fixes it) and echoed.
             last = max(first, obj.settings.clock().date())
         timed_out = False
+        lag: dict[str, Any] = {}
         if consistent:
             st = consistent_statement(obj, account, first, last, limit)
         else:
-            st, timed_out = projected_statement(obj, account, first, last, limit, min_revision)
-        show_statement(obj, st, fmt, first is not None or last is not None)
+            st, timed_out, status = projected_statement(
+                obj, account, first, last, limit, min_revision
+            )
+            lag = lag_fields(status)
+        show_statement(obj, st, fmt, first is not None or last is not None, lag)
         if timed_out:
             # Like `balance`: what the projection has is on stdout, and the exit code says
             # that it may not include the awaited revision yet.
@@ -208,6 +195,7 @@ def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
         with read_conn(obj) as conn:
             rows = list_accounts(conn)
+            lag = lag_fields(projection_lag(obj, conn, "balances"))
         docs: list[dict[str, Any]] = [
             {
                 "account_id": r.account_id,
@@ -217,6 +205,7 @@ def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 "overdraft_limit": money(r.overdraft_limit, r.currency),
                 "status": r.status,
                 "revision": r.last_revision,
+                **lag,
             }
             for r in rows
         ]

@@ -44,4 +44,7 @@ def test_cli_against_real_eventstoredb_and_postgresql_containers(
         "currency": "EUR",
         "revision": 1,
         "consistent": False,
+        # That runner stopped once caught up: nothing is behind, and nothing projects.
+        "lag_events": 0,
+        "runner": "stopped",
     }

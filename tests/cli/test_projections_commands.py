@@ -35,6 +35,12 @@ STATUS_KEYS = [
     "parked",
     "runner_pid",
     "updated_at",
+    "runner",
+    "runner_host",
+    "heartbeat_at",
+    "heartbeat_age_s",
+    "checkpoint_at",
+    "lag_current",
 ]
 Execute = Callable[[str, Sequence[Any]], None]
 
@@ -79,7 +85,7 @@ def test_status_json_lists_each_projection(cli: Cli, account: str) -> None:
     docs = cli.json("projections", "status")
     assert [d["projection"] for d in docs] == sorted(PROJECTIONS)
     assert all(list(d) == STATUS_KEYS for d in docs)
-    assert all(d["checkpoint"] > 0 and d["parked"] == 0 for d in docs)
+    assert all(d["checkpoint"] > 0 and d["parked"] == 0 and d["runner"] == "running" for d in docs)
     cli.ok("projections", "status", "--health")
     assert "balances" in cli.ok("projections", "status").stdout
 
@@ -88,7 +94,7 @@ def test_health_exits_5_when_something_is_parked(external_cli: Cli, read_db: Exe
     park(read_db, new_account_id("parked"), valid=True)
     result = external_cli("projections", "status", "--health")
     assert result.exit_code == 5
-    assert "unhealthy" in result.stderr
+    assert "unhealthy" in result.stderr and "balances: runner stopped, 1 parked" in result.stderr
 
 
 def test_rebuild_without_yes_exits_2_and_rebuilds_nothing(

@@ -33,6 +33,8 @@ PERIOD_KEYS = [
     "closing_balance",
     "postings",
 ]
+LAG_KEYS = ["lag_events", "runner"]  # a projection read says how far behind it is
+LIVE = {"lag_events": 0, "runner": "running"}  # what the session stack's live runner gives
 CSV_HEADER = [
     "revision",
     "occurred_at",
@@ -42,6 +44,13 @@ CSV_HEADER = [
     "transaction_id",
     "description",
 ]
+
+
+def without_lag(doc: Any) -> Any:
+    """A projection read's JSON without its lag fields, to compare with a write-model read."""
+    if isinstance(doc, list):
+        return [without_lag(d) for d in doc]
+    return {k: v for k, v in doc.items() if k not in LAG_KEYS}
 
 
 @dataclass
@@ -72,13 +81,14 @@ def dated(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Dated:
 def test_balance_prints_the_documented_json(cli: Cli, account: str) -> None:
     result = cli.ok("balance", account, "--json")
     doc = json.loads(result.stdout)
-    assert list(doc) == BALANCE_KEYS
+    assert list(doc) == BALANCE_KEYS + LAG_KEYS
     assert doc == {
         "account_id": account,
         "balance": "100.00",
         "currency": "EUR",
         "revision": 1,
         "consistent": False,
+        **LIVE,
     }
 
 
@@ -159,8 +169,9 @@ def test_balance_as_of_a_commit_position(cli: Cli, dated: Dated) -> None:
 
 def test_statement_json_without_a_period_is_a_list_of_postings(cli: Cli, dated: Dated) -> None:
     postings = cli.json("statement", dated.account)
-    assert [list(p) for p in postings] == [POSTING_KEYS] * 3
+    assert [list(p) for p in postings] == [POSTING_KEYS + LAG_KEYS] * 3
     assert postings[1] == {
+        **LIVE,
         "revision": 2,
         "kind": "withdrawal",
         "amount": "-30.00",
@@ -169,20 +180,20 @@ def test_statement_json_without_a_period_is_a_list_of_postings(cli: Cli, dated: 
         "description": "Rent",
         "occurred_at": "2026-01-20T10:00:00+00:00",
     }
-    assert cli.json("statement", dated.account, "--consistent") == postings
+    assert cli.json("statement", dated.account, "--consistent") == without_lag(postings)
     assert json.loads(cli.ok("statement", dated.account, "--format", "json").stdout) == postings
 
 
 def test_statement_json_with_a_period_has_opening_and_closing(cli: Cli, dated: Dated) -> None:
     doc = cli.json("statement", dated.account, "--from", "2026-01-15", "--to", "2026-01-31")
-    assert list(doc) == PERIOD_KEYS
+    assert list(doc) == PERIOD_KEYS + LAG_KEYS
     assert (doc["from"], doc["to"]) == ("2026-01-15", "2026-01-31")
     assert (doc["opening_balance"], doc["closing_balance"]) == ("100.00", "70.00")
     assert [p["transaction_id"] for p in doc["postings"]] == ["b"]
     consistent = cli.json(
         "statement", dated.account, "--from", "2026-01-15", "--to", "2026-01-31", "--consistent"
     )
-    assert consistent == doc
+    assert consistent == without_lag(doc)
 
 
 def test_the_dates_are_inclusive(cli: Cli, dated: Dated) -> None:
@@ -216,7 +227,7 @@ def test_a_period_cut_by_limit_opens_just_before_its_first_line(cli: Cli, dated:
     consistent = cli.json(
         "statement", dated.account, "--from", "2026-01-01", "--limit", "2", "--consistent"
     )
-    assert consistent == doc
+    assert consistent == without_lag(doc)
 
 
 @pytest.mark.parametrize(
@@ -278,6 +289,7 @@ def test_accounts_json_lists_each_account(cli: Cli, account: str) -> None:
             "overdraft_limit": "0.00",
             "status": "open",
             "revision": 1,
+            **LIVE,
         }
     ]
 
@@ -324,7 +336,14 @@ def test_a_lagging_projection_is_said_on_stderr(
         " VALUES ('balances', 100, 5, 2.5)",
         (),
     )
+    read_db(  # a live runner's fresh heartbeat: its recorded lag is current
+        "INSERT INTO projection_runners (projection, runner_id, host, pid, started_at,"
+        " heartbeat_at, interval_s) VALUES ('balances', gen_random_uuid(), 'h', 1, now(), now(),"
+        " 3600)",
+        (),
+    )
     result = external_cli("balance", account, "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["balance"] == "7.00"
+    doc = json.loads(result.stdout)
+    assert (doc["balance"], doc["lag_events"], doc["runner"]) == ("7.00", 5, "running")
     assert "balances projection is 5 events (2.5s) behind" in result.stderr

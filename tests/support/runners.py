@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -41,3 +43,19 @@ def catch_up(database_url: str, eventstore_uri: str, **options: Any) -> Runner:
     runner = Runner(database_url, eventstore_uri, batch_ms=20.0, **options)
     runner.run(until_caught_up=True)
     return runner
+
+
+RUNNER_MAIN = (
+    "import sys; from projections.runner import Runner; "
+    "Runner(sys.argv[1], sys.argv[2], batch_ms=20.0, heartbeat_every=float(sys.argv[3])).run()"
+)
+
+
+def runner_process(
+    database_url: str, eventstore_uri: str, *, heartbeat_every: float
+) -> subprocess.Popen[bytes]:
+    """A live Runner in a child process (to be killed like a crashed one); the caller reaps it."""
+    return subprocess.Popen(
+        [sys.executable, "-c", RUNNER_MAIN, database_url, eventstore_uri, str(heartbeat_every)],
+        stdout=subprocess.DEVNULL,  # its log (stderr) goes to the test's captured output
+    )
