@@ -64,6 +64,7 @@ def stack_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 lag = [
                     {
                         "projection": s.projection,
+                        "runner": s.runner,
                         "lag_events": s.lag_events,
                         "caught_up": s.caught_up,
                         "parked": s.parked,
@@ -91,8 +92,8 @@ def stack_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             )
             for p in lag:
                 obj.output.line(
-                    f"{p['projection']}: lag {p['lag_events']} events, "
-                    f"{'caught up' if p['caught_up'] else 'catching up'}, {p['parked']} parked"
+                    f"{p['projection']}: runner {p['runner']}, lag {p['lag_events']} events, "
+                    f"{'caught up' if p['caught_up'] else 'not caught up'}, {p['parked']} parked"
                 )
         if any(s["state"] != "running" for s in services):
             raise typer.Exit(code=ExitCode.UNAVAILABLE)

@@ -191,3 +191,29 @@ def test_a_failed_start_shows_the_log_and_stops_what_it_started(private_home: Pa
     assert "Traceback" not in done.stderr
     assert stack_pids(private_home) == {}
     assert {s["state"] for s in services(private_home, code=3).values()} == {"stopped"}
+
+
+def test_status_after_the_runner_is_killed_says_stale_and_never_caught_up(
+    private_home: Path,
+) -> None:
+    home = private_home
+    ledger_ok(home, "up")
+    open_with_70(home)
+    runner = stack_pids(home)["runner"]
+    os.kill(runner, signal.SIGKILL)
+    wait_until_dead(runner)
+
+    # The heartbeat goes stale after three missed beats: poll `ledger status` until it says so.
+    deadline = time.monotonic() + 30
+    while True:
+        doc = ledger_json(home, "status", code=3)
+        if all(p["runner"] != "running" for p in doc["projections"]):
+            break
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.2)
+    assert {p["runner"] for p in doc["projections"]} == {"stale"}
+    assert not any(p["caught_up"] for p in doc["projections"])
+    text = run_ledger(home, "status")
+    assert text.returncode == 3
+    assert "balances: runner stale, lag 0 events, not caught up, 0 parked" in text.stdout
+    assert "caught up," not in text.stdout.replace("not caught up,", "")
