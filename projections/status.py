@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from projections.heartbeat import RUNNER_STATE_SQL, RunnerState
@@ -86,22 +87,24 @@ def read_status(
     is not alive is counted again (its last record says nothing of later writes)."""
     with conn.cursor(row_factory=class_row(ProjectionStatus)) as cur:
         found = cur.execute(
-            "SELECT p.name AS projection, COALESCE(c.position, 0) AS checkpoint,"
-            " COALESCE(s.head_position, 0) AS head_position,"
-            # A checkpoint past the head the runner last saw has applied all it counted then.
-            f" CASE WHEN {PASSED} THEN 0 ELSE COALESCE(s.lag_events, 0) END AS lag_events,"
-            f" COALESCE(s.lag_capped AND NOT {PASSED}, false) AS lag_capped,"
-            f" CASE WHEN {PASSED} THEN 0 ELSE COALESCE(s.lag_seconds, 0) END AS lag_seconds,"
-            f" COALESCE(s.caught_up, false) AND {RUNNER_STATE_SQL} = 'running' AS caught_up,"
-            " (SELECT count(*) FROM parked_events e WHERE e.projection = p.name) AS parked,"
-            " COALESCE(r.pid, s.runner_pid) AS runner_pid, s.updated_at,"
-            f" {RUNNER_STATE_SQL} AS runner, r.host AS runner_host, r.heartbeat_at,"
-            " EXTRACT(EPOCH FROM now() - r.heartbeat_at)::float8 AS heartbeat_age_s,"
-            f" c.updated_at AS checkpoint_at, {RUNNER_STATE_SQL} = 'running' AS lag_current"
-            " FROM unnest(%s::text[]) AS p(name)"
-            " LEFT JOIN projection_checkpoints c ON c.projection = p.name"
-            " LEFT JOIN projection_status s ON s.projection = p.name"
-            " LEFT JOIN projection_runners r ON r.projection = p.name ORDER BY p.name",
+            sql.SQL(
+                "SELECT p.name AS projection, COALESCE(c.position, 0) AS checkpoint,"
+                " COALESCE(s.head_position, 0) AS head_position,"
+                # A checkpoint past the head the runner last saw has applied all it counted then.
+                " CASE WHEN {passed} THEN 0 ELSE COALESCE(s.lag_events, 0) END AS lag_events,"
+                " COALESCE(s.lag_capped AND NOT {passed}, false) AS lag_capped,"
+                " CASE WHEN {passed} THEN 0 ELSE COALESCE(s.lag_seconds, 0) END AS lag_seconds,"
+                " COALESCE(s.caught_up, false) AND {state} = 'running' AS caught_up,"
+                " (SELECT count(*) FROM parked_events e WHERE e.projection = p.name) AS parked,"
+                " COALESCE(r.pid, s.runner_pid) AS runner_pid, s.updated_at,"
+                " {state} AS runner, r.host AS runner_host, r.heartbeat_at,"
+                " EXTRACT(EPOCH FROM now() - r.heartbeat_at)::float8 AS heartbeat_age_s,"
+                " c.updated_at AS checkpoint_at, {state} = 'running' AS lag_current"
+                " FROM unnest(%s::text[]) AS p(name)"
+                " LEFT JOIN projection_checkpoints c ON c.projection = p.name"
+                " LEFT JOIN projection_status s ON s.projection = p.name"
+                " LEFT JOIN projection_runners r ON r.projection = p.name ORDER BY p.name"
+            ).format(passed=sql.SQL(PASSED), state=sql.SQL(RUNNER_STATE_SQL)),
             (list(projections),),
         ).fetchall()
     if count is None:
