@@ -21,6 +21,7 @@ import grpc
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 from esdbclient.common import handle_rpc_error
 from esdbclient.exceptions import (
+    CancelledByClient,
     DeadlineExceeded,
     EventStoreDBClientException,
     GrpcError,
@@ -85,6 +86,8 @@ class _Call:
             failure = ServiceUnavailable("the BatchAppend call ended before every answer came")
         except grpc.RpcError as exc:
             failure = handle_rpc_error(exc)
+            if isinstance(failure, CancelledByClient):  # close() gave up on the answers still due
+                failure = ServiceUnavailable("the append pipeline was closed before it answered")
         with self.lock:
             self.failure = failure
             left, self.pending = list(self.pending.values()), {}
