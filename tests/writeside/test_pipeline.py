@@ -17,6 +17,9 @@ from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountOpened
 from ledger.errors import ServiceUnavailableError
 from ledger.eventstore import AccountEventStore
+from ledger.handler import CommandHandler
+from ledger.service import Ledger
+from tests.support.clock import Clock
 from tests.support.ids import new_account_id
 from tests.writeside.played_server import PlayedServer, relay
 
@@ -195,3 +198,23 @@ def test_close_half_closes_the_call_and_joins_its_reader(esdb_uri: str) -> None:
     store.close()
 
     assert not any(t.is_alive() for t in readers)
+
+
+def test_threads_sharing_one_ledger_post_every_deposit_exactly_once(
+    connect: Callable[[str], AccountEventStore], pool: ThreadPoolExecutor, esdb_uri: str
+) -> None:
+    # A cache smaller than the accounts in play: entries are evicted while other threads read.
+    ledger = Ledger(CommandHandler(connect(esdb_uri), cache_size=2), clock=Clock(), actor="t:p")
+    accounts = [new_account_id() for _ in range(4)]
+    for account_id in accounts:
+        ledger.open_account(account_id, "Pia", "EUR")
+    deposits = [(accounts[n % 4], f"tx-{n}") for n in range(64)]
+
+    outcomes = list(pool.map(lambda d: ledger.deposit(d[0], "1.00", d[1]), deposits))
+    again = list(pool.map(lambda d: ledger.deposit(d[0], "1.00", d[1]), deposits))
+
+    assert not any(o.replayed for o in outcomes)
+    assert all(o.replayed for o in again)
+    for account_id in accounts:
+        state = ledger.handler.load(account_id)
+        assert (state.revision, state.balance) == (16, 1600)
