@@ -53,11 +53,14 @@ class _Call:
         self.failure: EventStoreDBClientException | None = None  # set once the call has ended
         streams = client.streams
         # esdbclient's own stub, metadata and credentials: the call is set up as its appends are.
-        self.responses = streams._stub.BatchAppend(
-            iter(self.outbox.get, None),
-            metadata=streams._metadata(client._call_metadata, requires_leader=True),
-            credentials=client._call_credentials,
-        )
+        try:
+            self.responses = streams._stub.BatchAppend(
+                iter(self.outbox.get, None),
+                metadata=streams._metadata(client._call_metadata, requires_leader=True),
+                credentials=client._call_credentials,
+            )
+        except ValueError as exc:  # the client closed the channel (a reconnection, or close())
+            raise ServiceUnavailable(f"cannot open a BatchAppend call: {exc}") from exc
         self.reader = threading.Thread(target=self._read, name="ledger-batch-append", daemon=True)
         self.reader.start()
 

@@ -219,3 +219,16 @@ def test_threads_sharing_one_ledger_post_every_deposit_exactly_once(
     for account_id in accounts:
         state = ledger.handler.load(account_id)
         assert (state.revision, state.balance) == (2, 200)
+
+
+def test_appends_go_on_after_the_client_reconnects_under_an_open_call(
+    connect: Callable[[str], AccountEventStore], esdb_uri: str
+) -> None:
+    store = connect(esdb_uri)
+    first, second = new_account_id(), new_account_id()
+    store.append(first, expected_revision=-1, events=[opened(first)], meta=META)
+
+    store.client.reconnect()  # as esdbclient does after a failed read: the old channel closes
+
+    position = store.append(second, expected_revision=-1, events=[opened(second)], meta=META)
+    assert [s.commit_position for s in store.read(second)] == [position]
