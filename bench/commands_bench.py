@@ -7,20 +7,18 @@ that times the loads: it prints one JSON object with the median of 5 loads in mi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.harness import Run, percentile
-from bench.workload import NOW, fixed_clock, new_account_id, open_accounts, run_commands
+from bench.workload import NOW, Bank, fixed_clock, new_account_id, open_accounts, run_callers
 from esdblite.process import ServerProcess
 from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Withdraw
 from ledger.accounts.decider import State, decide, evolve, initial_state
@@ -45,41 +43,17 @@ def callers(results: Run, uri: str, n: int, count: int, *, pipelined: bool) -> N
     """`count` threads of one process, one store (one client, one channel) between them, each
     with its own Ledger and handler (cache on) on accounts of its own: n commands in all."""
     store = AccountEventStore.connect(uri, pipelined=pipelined)
-    ledgers = [
-        Ledger(CommandHandler(store), clock=fixed_clock, actor=f"bench:caller-{i}")
-        for i in range(count)
-    ]
-    # A lone caller spreads its commands over 10 accounts, as the sequential figure always has.
-    accounts = [open_accounts(ledger, 10 if count == 1 else 1) for ledger in ledgers]
-    start = threading.Barrier(count + 1)
-    latencies: list[list[float]] = [[] for _ in range(count)]
-    errors: list[BaseException] = []
-
-    def caller(i: int) -> None:
-        try:
-            start.wait()
-            prefix = f"{'p' if pipelined else 'u'}{count}-{i}"
-            latencies[i].extend(run_commands(ledgers[i], accounts[i], n // count, prefix))
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(count)]
     try:
-        for thread in threads:
-            thread.start()
-        # A caller that fails breaks the barrier; its error is raised once every thread is done.
-        with contextlib.suppress(threading.BrokenBarrierError):
-            start.wait()
-        began = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - began
+        ledgers: list[Bank] = [
+            Ledger(CommandHandler(store), clock=fixed_clock, actor=f"bench:caller-{i}")
+            for i in range(count)
+        ]
+        # A lone caller spreads its commands over 10 accounts, as the sequential figure has.
+        accounts = [open_accounts(ledger, 10 if count == 1 else 1) for ledger in ledgers]
+        tag = f"{'p' if pipelined else 'u'}{count}"
+        done, elapsed = run_callers(ledgers, accounts, n, tag)
     finally:
         store.close()
-    if errors:
-        raise errors[0]
-    done = [latency for own in latencies for latency in own]
     path = "one BatchAppend call shared by all" if pipelined else "one gRPC call per append"
     note = f"{len(done):,} commands, {count} caller(s) in one process, {path}, durable esdblite"
     prefix = "" if pipelined else "unary_"

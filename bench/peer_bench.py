@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import threading
 import time
 import uuid
 from decimal import Decimal, InvalidOperation
@@ -45,7 +44,7 @@ from psycopg import sql
 
 from bench.harness import Run, percentile
 from bench.projections_bench import REBUILD_BATCH
-from bench.workload import open_accounts, run_commands
+from bench.workload import open_accounts, run_callers
 from ledger.accounts.window import WINDOW_SIZE
 from projections.pgserver import EmbeddedPostgres
 
@@ -286,30 +285,7 @@ def commands(results: Run, bank: PeerBank, n: int, durability: str, count: int, 
     """Deposits and withdrawals by `count` threads on accounts of their own: the schedule and
     timing of the commands suite."""
     accounts = [open_accounts(bank, ACCOUNTS if count == 1 else 1) for _ in range(count)]
-    start = threading.Barrier(count + 1)
-    latencies: list[list[float]] = [[] for _ in range(count)]
-    errors: list[BaseException] = []
-
-    def caller(i: int) -> None:
-        try:
-            start.wait()
-            prefix = f"{name}{count}-{i}"
-            latencies[i].extend(run_commands(bank, accounts[i], n // count, prefix))
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise errors[0]
+    done, elapsed = run_callers([bank] * count, accounts, n, f"{name}{count}")
     # The rules held: each account's balance is what the schedule implies.
     for own in accounts:
         per_account = n // count // len(own)
@@ -317,7 +293,6 @@ def commands(results: Run, bank: PeerBank, n: int, durability: str, count: int, 
         expected = (per_account - withdrawals) * 525 - withdrawals * 300
         if (n // count) % len(own) == 0 and any(bank.balance(a) != expected for a in own):
             raise RuntimeError("the peer's balances are not what the commands imply")
-    done = [latency for own in latencies for latency in own]
     note = (
         f"{len(done):,} commands, {count} caller(s), eventsourcing 9.5 on PostgreSQL ({durability})"
     )

@@ -43,22 +43,6 @@ def played() -> Iterator[PlayedServer]:
 
 
 @pytest.fixture
-def connect() -> Iterator[Callable[[str], AccountEventStore]]:
-    made: list[AccountEventStore] = []
-
-    def make(uri: str) -> AccountEventStore:
-        store = AccountEventStore.connect(uri)
-        made.append(store)
-        return store
-
-    try:
-        yield make
-    finally:
-        for store in made:
-            store.close()
-
-
-@pytest.fixture
 def pool() -> Iterator[ThreadPoolExecutor]:
     with ThreadPoolExecutor(max_workers=32) as executor:
         yield executor
@@ -74,10 +58,10 @@ def open_in_background(
 
 def test_many_threads_share_one_call_and_each_gets_its_own_answer(
     played: PlayedServer,
-    connect: Callable[[str], AccountEventStore],
+    make_store: Callable[[str], AccountEventStore],
     pool: ThreadPoolExecutor,
 ) -> None:
-    store = connect(played.uri)
+    store = make_store(played.uri)
     accounts = [new_account_id() for _ in range(16)]
     appends = {a: open_in_background(pool, store, a) for a in accounts}
     positions = {}
@@ -92,10 +76,10 @@ def test_many_threads_share_one_call_and_each_gets_its_own_answer(
 
 def test_an_answer_out_of_order_reaches_its_own_caller(
     played: PlayedServer,
-    connect: Callable[[str], AccountEventStore],
+    make_store: Callable[[str], AccountEventStore],
     pool: ThreadPoolExecutor,
 ) -> None:
-    store = connect(played.uri)
+    store = make_store(played.uri)
     first, second = new_account_id(), new_account_id()
     first_append = open_in_background(pool, store, first)
     first_received = played.next()
@@ -110,9 +94,9 @@ def test_an_answer_out_of_order_reaches_its_own_caller(
 
 
 def test_many_threads_append_to_esdblite_over_one_store(
-    connect: Callable[[str], AccountEventStore], pool: ThreadPoolExecutor, esdb_uri: str
+    make_store: Callable[[str], AccountEventStore], pool: ThreadPoolExecutor, esdb_uri: str
 ) -> None:
-    store = connect(esdb_uri)
+    store = make_store(esdb_uri)
     accounts = [new_account_id() for _ in range(32)]
     appends = [open_in_background(pool, store, a) for a in accounts]
     positions = [f.result(timeout=30) for f in appends]
@@ -125,11 +109,11 @@ def test_many_threads_append_to_esdblite_over_one_store(
 
 def test_a_call_broken_after_the_commit_is_retried_on_a_new_call_and_written_once(
     played: PlayedServer,
-    connect: Callable[[str], AccountEventStore],
+    make_store: Callable[[str], AccountEventStore],
     pool: ThreadPoolExecutor,
     esdb_uri: str,
 ) -> None:
-    store, real = connect(played.uri), connect(esdb_uri)
+    store, real = make_store(played.uri), make_store(esdb_uri)
     channel = grpc.insecure_channel(urlparse(esdb_uri).netloc)
     stub = streams_pb2_grpc.StreamsStub(channel)
     account_id = new_account_id()
@@ -154,10 +138,10 @@ def test_a_call_broken_after_the_commit_is_retried_on_a_new_call_and_written_onc
 
 def test_every_caller_is_told_the_store_is_unavailable_when_the_server_goes_away(
     played: PlayedServer,
-    connect: Callable[[str], AccountEventStore],
+    make_store: Callable[[str], AccountEventStore],
     pool: ThreadPoolExecutor,
 ) -> None:
-    store = connect(played.uri)
+    store = make_store(played.uri)
     appends = [open_in_background(pool, store, new_account_id()) for _ in range(3)]
     for _ in appends:
         played.next()  # sent, never answered
@@ -171,10 +155,10 @@ def test_every_caller_is_told_the_store_is_unavailable_when_the_server_goes_away
 
 def test_an_append_unanswered_by_its_deadline_is_unavailable_and_the_call_goes_on(
     played: PlayedServer,
-    connect: Callable[[str], AccountEventStore],
+    make_store: Callable[[str], AccountEventStore],
     pool: ThreadPoolExecutor,
 ) -> None:
-    store = connect(played.uri + "&DefaultDeadline=1")
+    store = make_store(played.uri + "&DefaultDeadline=1")
     late = open_in_background(pool, store, new_account_id())
     unanswered = played.next()
     with pytest.raises(ServiceUnavailableError, match="did not answer"):
@@ -201,11 +185,11 @@ def test_close_half_closes_the_call_and_joins_its_reader(esdb_uri: str) -> None:
 
 
 def test_threads_sharing_one_ledger_post_every_deposit_exactly_once(
-    connect: Callable[[str], AccountEventStore], pool: ThreadPoolExecutor, esdb_uri: str
+    make_store: Callable[[str], AccountEventStore], pool: ThreadPoolExecutor, esdb_uri: str
 ) -> None:
     # A cache far smaller than the accounts in play: entries are evicted while other threads
     # read them. Two deposits an account keep the threads from a storm of version conflicts.
-    ledger = Ledger(CommandHandler(connect(esdb_uri), cache_size=2), clock=Clock(), actor="t:p")
+    ledger = Ledger(CommandHandler(make_store(esdb_uri), cache_size=2), clock=Clock(), actor="t:p")
     accounts = [new_account_id() for _ in range(32)]
     for account_id in accounts:
         ledger.open_account(account_id, "Pia", "EUR")
@@ -222,9 +206,9 @@ def test_threads_sharing_one_ledger_post_every_deposit_exactly_once(
 
 
 def test_appends_go_on_after_the_client_reconnects_under_an_open_call(
-    connect: Callable[[str], AccountEventStore], esdb_uri: str
+    make_store: Callable[[str], AccountEventStore], esdb_uri: str
 ) -> None:
-    store = connect(esdb_uri)
+    store = make_store(esdb_uri)
     first, second = new_account_id(), new_account_id()
     store.append(first, expected_revision=-1, events=[opened(first)], meta=META)
 
