@@ -91,6 +91,8 @@ class _Call:
             failure = handle_rpc_error(exc)
             if isinstance(failure, CancelledByClient):  # close() gave up on the answers still due
                 failure = ServiceUnavailable("the append pipeline was closed before it answered")
+        except Exception as exc:  # never leave a caller waiting on a reader that died
+            failure = ServiceUnavailable(f"the BatchAppend call failed: {exc!r}")
         with self.lock:
             self.failure = failure
             left, self.pending = list(self.pending.values()), {}
@@ -112,8 +114,10 @@ def _settle(pending: _Pending, response: streams_pb2.BatchAppendResp) -> None:
         position = BaseStreamsService._convert_batch_append_resp(
             response, pending.stream_name, pending.current_version
         )
-    except EventStoreDBClientException as exc:
+    except EventStoreDBClientException as exc:  # the client's mapping: WrongCurrentVersion, ...
         pending.future.set_exception(exc)
+    except Exception as exc:  # an answer the client cannot read: as a failed call, retried
+        pending.future.set_exception(GrpcError(f"an unreadable BatchAppend answer: {exc!r}"))
     else:
         pending.future.set_result(position)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import grpc
 import pytest
-from esdbclient.protos.Grpc import streams_pb2_grpc
+from esdbclient.protos.Grpc import streams_pb2, streams_pb2_grpc
 
 from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountOpened
@@ -216,3 +216,17 @@ def test_appends_go_on_after_the_client_reconnects_under_an_open_call(
 
     position = store.append(second, expected_revision=-1, events=[opened(second)], meta=META)
     assert [s.commit_position for s in store.read(second)] == [position]
+
+
+def test_an_unreadable_answer_is_retried_and_the_caller_gets_the_real_one(
+    played: PlayedServer,
+    make_store: Callable[[str], AccountEventStore],
+    pool: ThreadPoolExecutor,
+) -> None:
+    store = make_store(played.uri)
+    append = open_in_background(pool, store, new_account_id())
+    first = played.next()
+    first.answer(streams_pb2.BatchAppendResp(correlation_id=first.request.correlation_id))
+
+    played.next().succeed(revision=0, position=7)
+    assert append.result(timeout=10) == 7
