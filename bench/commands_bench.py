@@ -1,4 +1,5 @@
-"""Write-side figures: command throughput and latency, 8 concurrent clients, account load times.
+"""Write-side figures: command throughput and latency at 1, 8 and 32 callers (pipelined appends
+and, for comparison, one gRPC call per append), account load times.
 
 `python -m bench.commands_bench load <uri> <account> <snapshots|events>` is the fresh process
 that times the loads: it prints one JSON object with the median of 5 loads in milliseconds.
@@ -6,20 +7,18 @@ that times the loads: it prints one JSON object with the median of 5 loads in mi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.harness import Run, percentile
-from bench.workload import NOW, fixed_clock, new_account_id, open_accounts, run_commands
+from bench.workload import NOW, Bank, fixed_clock, new_account_id, open_accounts, run_callers
 from esdblite.process import ServerProcess
 from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Withdraw
 from ledger.accounts.decider import State, decide, evolve, initial_state
@@ -29,7 +28,7 @@ from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
 
-CLIENTS = 8
+CALLERS = (1, 8, 32)
 LOADS_PER_PROCESS = 5
 # Fresh processes per quick load figure: their median keeps one stalled process (a GC, a busy
 # neighbour) from deciding a figure of a few milliseconds. Full replays of 100k events take
@@ -40,62 +39,36 @@ META = CommandMeta(correlation_id="bench", causation_id="bench", actor="bench:co
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sequential(results: Run, uri: str, n: int) -> None:
-    """Sequential deposits and withdrawals in-process through the Ledger, cache on."""
-    store = AccountEventStore.connect(uri)
+def callers(results: Run, uri: str, n: int, count: int, *, pipelined: bool) -> None:
+    """`count` threads of one process, one store (one client, one channel) between them, each
+    with its own Ledger and handler (cache on) on accounts of its own: n commands in all."""
+    store = AccountEventStore.connect(uri, pipelined=pipelined)
     try:
-        ledger = Ledger(CommandHandler(store), clock=fixed_clock, actor="bench:commands")
-        accounts = open_accounts(ledger, 10)
-        start = time.perf_counter()
-        latencies = list(run_commands(ledger, accounts, n, "seq"))
-        elapsed = time.perf_counter() - start
+        ledgers: list[Bank] = [
+            Ledger(CommandHandler(store), clock=fixed_clock, actor=f"bench:caller-{i}")
+            for i in range(count)
+        ]
+        # A lone caller spreads its commands over 10 accounts, as the sequential figure has.
+        accounts = [open_accounts(ledger, 10 if count == 1 else 1) for ledger in ledgers]
+        tag = f"{'p' if pipelined else 'u'}{count}"
+        done, elapsed = run_callers(ledgers, accounts, n, tag)
     finally:
         store.close()
-    note = f"{n:,} commands over 10 accounts, durable esdblite"
-    results.record("commands_per_s", n / elapsed, note)
-    results.record("command_p50_ms", percentile(latencies, 50) * 1000, note)
-    results.record("command_p99_ms", percentile(latencies, 99) * 1000, note)
+    path = "one BatchAppend call shared by all" if pipelined else "one gRPC call per append"
+    note = f"{len(done):,} commands, {count} caller(s) in one process, {path}, durable esdblite"
+    prefix = "" if pipelined else "unary_"
+    suffix = "" if count == 1 else f"_{count}_callers"
+    results.record(f"{prefix}commands_per_s{suffix}", len(done) / elapsed, note)
+    results.record(f"{prefix}command_p50_ms{suffix}", percentile(done, 50) * 1000, note)
+    results.record(f"{prefix}command_p99_ms{suffix}", percentile(done, 99) * 1000, note)
 
 
-def concurrent(results: Run, uri: str, n: int) -> None:
-    """8 threads, each with its own connection and handler, on distinct accounts."""
-    per_client = n // CLIENTS
-    start = threading.Barrier(CLIENTS + 1)
-    errors: list[BaseException] = []
-
-    def client(number: int) -> None:
-        store = AccountEventStore.connect(uri)
-        try:
-            ledger = Ledger(
-                CommandHandler(store), clock=fixed_clock, actor=f"bench:client-{number}"
-            )
-            accounts = open_accounts(ledger, 1)
-            start.wait()
-            for _ in run_commands(ledger, accounts, per_client, f"c{number}"):
-                pass
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
-        finally:
-            store.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    # A client that fails breaks the barrier; its error is raised once every thread is done.
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise errors[0]
-    results.record(
-        "commands_per_s_8_clients",
-        per_client * CLIENTS / elapsed,
-        f"{per_client * CLIENTS:,} commands, 8 threads, one account each",
-    )
+def throughput(results: Run, uri: str, n: int) -> None:
+    """Commands/s and latency at 1, 8 and 32 callers, pipelined and one call per append, in
+    alternation so that both meet the same load of a shared machine."""
+    for count in CALLERS:
+        for pipelined in (False, True):
+            callers(results, uri, n, count, pipelined=pipelined)
 
 
 def history(account_id: str, events: int) -> tuple[list[AccountEvent], State]:
@@ -195,8 +168,7 @@ def run(results: Run, full: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-commands-") as tmp:
         server = ServerProcess(Path(tmp) / "data").start()
         try:
-            sequential(results, server.uri, 10_000 if full else 2_000)
-            concurrent(results, server.uri, 10_000 if full else 2_000)
+            throughput(results, server.uri, 10_000 if full else 2_000)
             loads(results, server.uri, full)
         finally:
             server.stop()

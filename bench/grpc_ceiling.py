@@ -1,9 +1,11 @@
-"""The client-side ceiling of an append: esdbclient against a gRPC server that stores nothing.
+"""The cost of one append call: esdbclient against a Python gRPC server that stores nothing.
 
-`esdblite_append_single_per_s` and `commands_per_s` pay for gRPC and esdbclient on every append
+`esdblite_append_single_per_s` and `unary_commands_per_s` pay for a gRPC call on every append
 as well as for esdblite's work. This server answers Streams.Append and Streams.BatchAppend with
-success at once, on the same grpc.aio stack as esdblite, so a sequential append loop against it
-measures what the client library and gRPC alone allow on this machine.
+success at once, on the same grpc.aio stack as esdblite, so a sequential loop of one call per
+append against it measures one call through esdbclient and grpc-python at both ends, on the
+same cores. It is not the client's limit: a faster server raises it, and pipelined appends
+(ledger.pipeline, many appends on one call) do not pay a call each.
 
 `python -m bench.grpc_ceiling serve` runs the server and prints its port.
 """

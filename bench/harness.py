@@ -62,7 +62,23 @@ DESCRIPTIONS: dict[str, str] = {
     "commands_per_s": "sequential deposits/withdrawals through Ledger, cache on",
     "command_p50_ms": "median command latency",
     "command_p99_ms": "99th percentile command latency",
-    "commands_per_s_8_clients": "8 concurrent clients on distinct accounts",
+    **{
+        f"{prefix}{figure}{suffix}": f"{what}, {who}{how}"
+        for prefix, how in (("", ""), ("unary_", ", one gRPC call per append"))
+        for suffix, who in (
+            ("", "one caller"),
+            ("_8_callers", "8 threads of one process"),
+            ("_32_callers", "32 threads of one process"),
+        )
+        for figure, what in (
+            ("commands_per_s", "commands/s"),
+            ("command_p50_ms", "median command latency"),
+            ("command_p99_ms", "99th percentile command latency"),
+        )
+        if (prefix, suffix) != ("", "")
+    },
+    "commands_8_callers_to_sequential": "commands_per_s_8_callers / commands_per_s",
+    "commands_vs_peer_8_callers": "commands_per_s_8_callers / peer_commands_per_s_8_callers",
     "load_ms_10": "load an account of 10 events, fresh process, cache off",
     "load_ms_1000": "load an account of 1,000 events",
     "load_ms_100k_snapshots": "load a 100k-event account through its snapshot",
@@ -78,29 +94,55 @@ DESCRIPTIONS: dict[str, str] = {
     "cli_wall_ms_median": "median wall time of a CLI command, fresh process",
     "cli_wall_ms_median_no_bytecode_cache": "the same, every module compiled in every run",
     "cli_balance_event_store_client_modules": "event store client modules a CLI read imports",
-    "peer_commands_per_s": "peer (eventsourcing 9.5, PostgreSQL): sequential deposits/withdrawals",
+    "peer_commands_per_s": "peer (eventsourcing 9.5, PostgreSQL): sequential deposits/withdrawals,"
+    " cache without deep copies, window of 10,000 transactions",
     "peer_command_p50_ms": "peer: median command latency",
     "peer_command_p99_ms": "peer: 99th percentile command latency",
+    **{
+        f"peer_{figure}_{count}_callers": f"peer: {what}, {count} threads of one process"
+        for count in (8, 32)
+        for figure, what in (
+            ("commands_per_s", "commands/s"),
+            ("command_p50_ms", "median command latency"),
+            ("command_p99_ms", "99th percentile command latency"),
+        )
+    },
+    "peer_deepcopy_commands_per_s": "peer as the library defaults: a deep copy of the cached"
+    " aggregate on every load",
+    "peer_deepcopy_command_p50_ms": "peer with deep copies: median command latency",
+    "peer_deepcopy_command_p99_ms": "peer with deep copies: 99th percentile command latency",
     "peer_projection_events_per_s": "peer: its ProjectionRunner catching up a balance table from"
-    " scratch",
+    " scratch, as the library runs it (a transaction per event)",
+    "peer_projection_pg_limit_events_per_s": "peer's projection writes by PostgreSQL alone,"
+    " 1,000 events per transaction (our rebuild's batch)",
+    "projection_vs_peer_pg_limit": "rebuild_events_per_s / peer_projection_pg_limit_events_per_s",
     "commands_vs_peer": "commands_per_s / peer_commands_per_s",
     "projection_vs_peer": "rebuild_events_per_s / peer_projection_events_per_s",
-    "grpc_append_ceiling_per_s": "esdbclient Append calls/s against a server that stores nothing",
-    "grpc_batch_append_ceiling_per_s": "esdbclient one-event BatchAppend calls/s, server stores"
-    " nothing",
+    "grpc_append_ceiling_per_s": "esdbclient Append calls/s, one at a time, against a Python"
+    " (grpc.aio) server that stores nothing",
+    "grpc_batch_append_ceiling_per_s": "esdbclient one-event BatchAppend calls/s, one at a time,"
+    " against that Python no-op server",
     "grpc_batch_append_ceiling_p50_ms": "median latency of those calls",
     "grpc_batch_append_ceiling_p99_ms": "99th percentile latency of those calls",
     "single_append_to_ceiling": "esdblite_append_single_per_s / grpc_append_ceiling_per_s",
-    "commands_to_ceiling": "commands_per_s / grpc_batch_append_ceiling_per_s",
+    "unary_commands_to_ceiling": "unary_commands_per_s / grpc_batch_append_ceiling_per_s (one"
+    " call per command against one call to a no-op Python server)",
 }
 
 # Ratios of figures, computed once every suite has run, when both figures exist.
 RATIOS: dict[str, tuple[str, str]] = {
     "commands_vs_peer": ("commands_per_s", "peer_commands_per_s"),
+    "commands_8_callers_to_sequential": ("commands_per_s_8_callers", "commands_per_s"),
+    "commands_vs_peer_8_callers": ("commands_per_s_8_callers", "peer_commands_per_s_8_callers"),
     "projection_vs_peer": ("rebuild_events_per_s", "peer_projection_events_per_s"),
-    # How close the durable figures come to what the client library allows on this machine.
+    "projection_vs_peer_pg_limit": (
+        "rebuild_events_per_s",
+        "peer_projection_pg_limit_events_per_s",
+    ),
+    # How close the durable figures come to one call against a no-op Python server.
     "single_append_to_ceiling": ("esdblite_append_single_per_s", "grpc_append_ceiling_per_s"),
-    "commands_to_ceiling": ("commands_per_s", "grpc_batch_append_ceiling_per_s"),
+    # Only the path of one call per append is bounded by a call's cost; pipelined ones are not.
+    "unary_commands_to_ceiling": ("unary_commands_per_s", "grpc_batch_append_ceiling_per_s"),
 }
 
 

@@ -1,19 +1,29 @@
 """The peer, side by side: the `eventsourcing` library (9.5) doing the same bank workload.
 
 An event-sourced account aggregate (`eventsourcing.domain.Aggregate`: a balance, an overdraft
-limit and the transaction ids it has seen) in an `eventsourcing.application.Application` on its
-PostgreSQL recorder, and its `ProjectionRunner` with a `Projection` keeping a balance table
-and a tracking record in PostgreSQL. The same rules as our ledger (overdraft check, idempotency
-by transaction id) and the same durability: an embedded PostgreSQL started the way our read
-side starts it (`projections.pgserver.EmbeddedPostgres`: fsync on, synchronous_commit on,
-checked below), in a database of its own.
+limit and the last WINDOW_SIZE transaction ids it has seen, the bound of our ledger's window)
+in an `eventsourcing.application.Application` on its PostgreSQL recorder, and its
+`ProjectionRunner` with a `Projection` keeping a balance table and a tracking record in
+PostgreSQL. The same rules as our ledger (overdraft check, idempotency by transaction id) and
+the same durability of a write: an embedded PostgreSQL started the way our read side starts it
+(`projections.pgserver.EmbeddedPostgres`: fsync on, synchronous_commit on, checked below), in a
+database of its own.
 
-Figures: `peer_commands_per_s` (the command schedule of `bench.workload`, the same code) and
-`peer_projection_events_per_s` (a projection catching up from scratch over N events).
+Figures:
+- `peer_commands_per_s` (and p50/p99; `_8_callers`, `_32_callers`: threads of one process): the
+  command schedule of `bench.workload`, the same code as ours, with the aggregate cache on and
+  no deep copy of a cached aggregate (our handler caches immutable states and copies nothing);
+  `peer_deepcopy_commands_per_s` is the library's default, a deep copy on every load.
+- `peer_projection_events_per_s`: the library's `ProjectionRunner` catching up from scratch, as
+  the library runs it (one transaction per event).
+- `peer_projection_pg_limit_events_per_s`: PostgreSQL alone doing that projection's writes in
+  transactions of PG_LIMIT_BATCH events, our rebuild's batch: the bound of any runner at that
+  batch size, with nothing read or decoded while timed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import uuid
@@ -26,19 +36,23 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection, ProjectionRunner
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
 from bench.harness import Run, percentile
-from bench.workload import open_accounts, run_commands
+from bench.projections_bench import REBUILD_BATCH
+from bench.workload import open_accounts, run_callers
+from ledger.accounts.window import WINDOW_SIZE
 from projections.pgserver import EmbeddedPostgres
 
 ACCOUNTS = 10
 SAVE_EVERY = 500  # events per save (one INSERT transaction) when filling the store
 CATCH_UP_TIMEOUT = 1800.0
+CALLERS = (1, 8, 32)
+PG_LIMIT_BATCH = REBUILD_BATCH
 
 
 class PeerRefused(Exception):
@@ -71,7 +85,8 @@ class PeerAccount(Aggregate):
         self.currency = currency
         self.overdraft_limit = overdraft_limit
         self.balance = 0
-        self.transactions: dict[str, int] = {}  # transaction id -> signed amount
+        # transaction id -> signed amount, oldest first: the last WINDOW_SIZE, as our window.
+        self.transactions: dict[str, int] = {}
 
     def _seen(self, transaction_id: str, signed: int) -> bool:
         """Idempotency: the same id and amount again is a no-op, another amount a refusal."""
@@ -98,15 +113,20 @@ class PeerAccount(Aggregate):
         self.withdrawn(amount, transaction_id)
         return True
 
+    def _remember(self, transaction_id: str, signed: int) -> None:
+        self.transactions[transaction_id] = signed
+        if len(self.transactions) > WINDOW_SIZE:
+            del self.transactions[next(iter(self.transactions))]
+
     @event("Deposited")
     def deposited(self, amount: int, transaction_id: str) -> None:
         self.balance += amount
-        self.transactions[transaction_id] = amount
+        self._remember(transaction_id, amount)
 
     @event("Withdrawn")
     def withdrawn(self, amount: int, transaction_id: str) -> None:
         self.balance -= amount
-        self.transactions[transaction_id] = -amount
+        self._remember(transaction_id, -amount)
 
 
 class PeerBank(Application[UUID]):
@@ -127,15 +147,26 @@ class PeerBank(Application[UUID]):
         """Deposit; returns the balance after it (or after the original on a replay)."""
         account: PeerAccount = self.repository.get(PeerAccount.create_id(account_id))
         if account.deposit(cents(amount), transaction_id):
-            self.save(account)
+            self._save(account)
         return account.balance
 
     def withdraw(self, account_id: str, amount: str, transaction_id: str) -> int:
         """Withdraw (overdraft checked); returns the balance after it."""
         account: PeerAccount = self.repository.get(PeerAccount.create_id(account_id))
         if account.withdraw(cents(amount), transaction_id):
-            self.save(account)
+            self._save(account)
         return account.balance
+
+    def _save(self, account: PeerAccount) -> None:
+        # Without deep copies the aggregate decided on is the cached one: a save that fails (a
+        # concurrent writer took the version) must not leave its events in the cache.
+        try:
+            self.save(account)
+        except IntegrityError:
+            if self.repository.cache is not None:
+                with contextlib.suppress(KeyError):
+                    self.repository.cache.get(account.id, evict=True)
+            raise
 
     def balance(self, account_id: str) -> int:
         account: PeerAccount = self.repository.get(PeerAccount.create_id(account_id))
@@ -212,7 +243,7 @@ class PeerBalances(Projection[PeerBalancesView]):
         )
 
 
-def peer_env(host: str, port: int, dbname: str) -> dict[str, str]:
+def peer_env(host: str, port: int, dbname: str, *, deepcopy: bool = False) -> dict[str, str]:
     """eventsourcing's configuration (its environment variables), passed explicitly."""
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -225,6 +256,10 @@ def peer_env(host: str, port: int, dbname: str) -> dict[str, str]:
         # (originator_id, version) key catch a concurrent writer, as our expected revision does.
         "AGGREGATE_CACHE_MAXSIZE": "1024",
         "AGGREGATE_CACHE_FASTFORWARD": "n",
+        # The library's default is a deep copy of the cached aggregate on every load.
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y" if deepcopy else "n",
+        # A connection for each of the most callers, as each of our callers has the channel.
+        "POSTGRES_POOL_SIZE": str(max(CALLERS)),
     }
 
 
@@ -246,26 +281,32 @@ def check_durability(url: str) -> str:
     return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
-def commands(results: Run, bank: PeerBank, n: int, durability: str) -> None:
-    """Sequential deposits and withdrawals: the schedule and timing of the commands suite."""
-    accounts = open_accounts(bank, ACCOUNTS)
-    start = time.perf_counter()
-    latencies = list(run_commands(bank, accounts, n, "seq"))
-    elapsed = time.perf_counter() - start
+def commands(results: Run, bank: PeerBank, n: int, durability: str, count: int, name: str) -> None:
+    """Deposits and withdrawals by `count` threads on accounts of their own: the schedule and
+    timing of the commands suite."""
+    accounts = [open_accounts(bank, ACCOUNTS if count == 1 else 1) for _ in range(count)]
+    done, elapsed = run_callers([bank] * count, accounts, n, f"{name}{count}")
     # The rules held: each account's balance is what the schedule implies.
-    per_account = n // ACCOUNTS
-    withdrawals = sum(1 for i in range(per_account) if i % 3 == 2)
-    expected = (per_account - withdrawals) * 525 - withdrawals * 300
-    if n % ACCOUNTS == 0 and any(bank.balance(a) != expected for a in accounts):
-        raise RuntimeError("the peer's balances are not what the commands imply")
-    results.series["peer_command_latencies_ms"] = [s * 1000 for s in latencies]
+    for own in accounts:
+        per_account = n // count // len(own)
+        withdrawals = sum(1 for i in range(per_account) if i % 3 == 2)
+        expected = (per_account - withdrawals) * 525 - withdrawals * 300
+        if (n // count) % len(own) == 0 and any(bank.balance(a) != expected for a in own):
+            raise RuntimeError("the peer's balances are not what the commands imply")
     note = (
-        f"{n:,} commands over {ACCOUNTS} accounts, eventsourcing 9.5 on PostgreSQL ({durability})"
+        f"{len(done):,} commands, {count} caller(s), eventsourcing 9.5 on PostgreSQL ({durability})"
     )
-    results.record("peer_commands_per_s", n / elapsed, note)
-    each = f"{n:,} commands"
-    results.record("peer_command_p50_ms", percentile(latencies, 50) * 1000, each)
-    results.record("peer_command_p99_ms", percentile(latencies, 99) * 1000, each)
+    suffix = "" if count == 1 else f"_{count}_callers"
+    if name == "fair" and count == 1:
+        results.series["peer_command_latencies_ms"] = [s * 1000 for s in done]
+    results.record(f"{name_prefix(name)}commands_per_s{suffix}", len(done) / elapsed, note)
+    results.record(f"{name_prefix(name)}command_p50_ms{suffix}", percentile(done, 50) * 1000, note)
+    results.record(f"{name_prefix(name)}command_p99_ms{suffix}", percentile(done, 99) * 1000, note)
+
+
+def name_prefix(name: str) -> str:
+    """Figure names: `peer_...` for the fair peer, `peer_deepcopy_...` for the library default."""
+    return "peer_deepcopy_" if name == "deepcopy" else "peer_"
 
 
 def fill(bank: PeerBank, total: int) -> None:
@@ -337,6 +378,56 @@ def catch_up(results: Run, bank: PeerBank, env: dict[str, str], url: str) -> Non
     )
 
 
+def pg_limit(results: Run, bank: PeerBank, url: str) -> None:
+    """The projection's writes by PostgreSQL alone, PG_LIMIT_BATCH events per transaction: the
+    balance upserts and one tracking row per batch, events read and decoded before the clock."""
+    head = bank.recorder.max_notification_id() or 0
+    rows: list[tuple[UUID, int, int, int]] = []
+    start_id = 1
+    while start_id <= head:
+        page = bank.recorder.select_notifications(start_id, 10_000)
+        if not page:
+            break
+        for notification in page:
+            domain_event: Any = bank.mapper.to_domain_event(notification)
+            delta = getattr(domain_event, "amount", 0)
+            if isinstance(domain_event, PeerAccount.Withdrawn):  # type: ignore[attr-defined]
+                delta = -delta
+            rows.append(
+                (
+                    domain_event.originator_id,
+                    delta,
+                    domain_event.originator_version,
+                    notification.id,
+                )
+            )
+        start_id = page[-1].id + 1
+    upsert = (
+        "INSERT INTO pg_limit_balances AS b (account_id, balance, version)"
+        " VALUES (%s, %s, %s) ON CONFLICT (account_id) DO UPDATE"
+        " SET balance = b.balance + EXCLUDED.balance, version = EXCLUDED.version"
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE pg_limit_balances (account_id uuid PRIMARY KEY,"
+            " balance bigint NOT NULL, version bigint NOT NULL)"
+        )
+        conn.execute("CREATE TABLE pg_limit_tracking (notification_id bigint PRIMARY KEY)")
+        began = time.perf_counter()
+        for first in range(0, len(rows), PG_LIMIT_BATCH):
+            batch = rows[first : first + PG_LIMIT_BATCH]
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(upsert, [row[:3] for row in batch])
+                cur.execute("INSERT INTO pg_limit_tracking VALUES (%s)", (batch[-1][3],))
+        elapsed = time.perf_counter() - began
+    results.record(
+        "peer_projection_pg_limit_events_per_s",
+        len(rows) / elapsed,
+        f"{len(rows):,} events; PostgreSQL alone, the peer's balance upserts,"
+        f" {PG_LIMIT_BATCH:,} events and one tracking row per transaction",
+    )
+
+
 def run(results: Run, full: bool) -> None:
     """Measure the peer on its own embedded PostgreSQL, in a database of its own."""
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
@@ -349,15 +440,24 @@ def run(results: Run, full: bool) -> None:
             url = server.url("peer")
             durability = check_durability(url)
             assert server.port is not None
-            env = peer_env(str(server.socket_dir), server.port, "peer")
+            n = 10_000 if full else 2_000
+            host = str(server.socket_dir)
+            copying = PeerBank(env=peer_env(host, server.port, "peer", deepcopy=True))
+            env = peer_env(host, server.port, "peer")
             bank = PeerBank(env=env)
             try:
-                commands(results, bank, 10_000 if full else 2_000, durability)
+                # The library's default (a deep copy per load) at one caller, then the fair
+                # peer (no copy) at 1, 8 and 32 callers.
+                commands(results, copying, n, durability, 1, "deepcopy")
+                for count in CALLERS:
+                    commands(results, bank, n, durability, count, "fair")
                 total = 200_000 if full else 10_000
                 have = bank.recorder.max_notification_id() or 0
                 fill(bank, total - have)
                 catch_up(results, bank, env, url)
+                pg_limit(results, bank, url)
             finally:
                 bank.close()
+                copying.close()
         finally:
             server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,3 +52,36 @@ def run_commands(bank: Bank, accounts: list[str], n: int, prefix: str) -> Iterat
         else:
             bank.deposit(account, "5.25", f"{prefix}-{i}")
         yield time.perf_counter() - start
+
+
+def run_callers(
+    banks: list[Bank], accounts: list[list[str]], n: int, prefix: str
+) -> tuple[list[float], float]:
+    """Caller i runs n // len(banks) commands on banks[i] and accounts[i], all callers in threads
+    started together; every latency (s), and the wall time from the start to the last one."""
+    count = len(banks)
+    start = threading.Barrier(count + 1)
+    latencies: list[list[float]] = [[] for _ in range(count)]
+    errors: list[BaseException] = []
+
+    def caller(i: int) -> None:
+        try:
+            start.wait()
+            latencies[i].extend(run_commands(banks[i], accounts[i], n // count, f"{prefix}-{i}"))
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    # A caller that fails breaks the barrier; its error is raised once every thread is done.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return [latency for own in latencies for latency in own], elapsed

@@ -44,6 +44,9 @@ log = logging.getLogger("esdblite.server")
 NO_DEADLINE_SECONDS = 315576000000
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 EMPTY_NAME = "Stream name must not be empty."
+# Batches of one BatchAppend call being committed at once; the call reads no further until one
+# is answered (back-pressure on a client that sends faster than the store commits).
+MAX_BATCHES_IN_FLIGHT = 1024
 
 
 @dataclass
@@ -152,7 +155,36 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
         request_iterator: AsyncIterator[streams_pb2.BatchAppendReq],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[streams_pb2.BatchAppendResp]:
+        # One call may carry many appends (§8.4): each final batch is committed in its own task,
+        # so later batches join the same group commit, and each is answered once it is durable,
+        # in whatever order that happens. The call ends once the client half-closed and every
+        # batch has been answered.
+        answers: asyncio.Queue[streams_pb2.BatchAppendResp | None] = asyncio.Queue()
+        receiving = asyncio.create_task(self._receive_batches(request_iterator, context, answers))
+        try:
+            while (answer := await answers.get()) is not None:
+                yield answer
+            await receiving
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("BatchAppend failed")
+            await context.abort(grpc.StatusCode.INTERNAL, "Internal error")
+        finally:
+            receiving.cancel()
+
+    async def _receive_batches(
+        self,
+        request_iterator: AsyncIterator[streams_pb2.BatchAppendReq],
+        context: grpc.aio.ServicerContext,
+        answers: asyncio.Queue[streams_pb2.BatchAppendResp | None],
+    ) -> None:
         batches: dict[bytes, PendingBatch] = {}
+        committing: set[asyncio.Task[None]] = set()
+
+        async def commit(batch: PendingBatch) -> None:
+            answers.put_nowait(await self._commit_batch(batch, context))
+
         try:
             async for req in request_iterator:
                 key = req.correlation_id.SerializeToString()
@@ -168,12 +200,19 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
                     self._accumulate(batch, req)
                 if req.is_final:
                     del batches[key]
-                    yield await self._commit_batch(batch, context)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception:
-            log.exception("BatchAppend failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "Internal error")
+                    # Tasks start in the order they are made, so appends reach the writer in
+                    # the order the client sent them.
+                    task = asyncio.create_task(commit(batch))
+                    committing.add(task)
+                    task.add_done_callback(committing.discard)
+                    if len(committing) >= MAX_BATCHES_IN_FLIGHT:
+                        await asyncio.wait(committing, return_when=asyncio.FIRST_COMPLETED)
+            if committing:
+                await asyncio.gather(*committing)
+        finally:
+            for task in committing:
+                task.cancel()
+            answers.put_nowait(None)
 
     @staticmethod
     def _batch_deadline(

@@ -20,6 +20,7 @@ from esdbclient.exceptions import (
 from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountEvent
 from ledger.errors import ServiceUnavailableError
+from ledger.pipeline import BatchAppendPipeline
 from ledger.store import StoredEvent, VersionConflict, decode_event, encode_events
 from ledger.streams import ACCOUNT_STREAM_PREFIX, account_stream, snapshot_stream
 
@@ -57,17 +58,22 @@ def redact_credentials(text: str, uri: str | None = None) -> str:
 
 
 class AccountEventStore:
-    """The EventStore of an EventStoreDB-compatible server, through esdbclient."""
+    """The EventStore of an EventStoreDB-compatible server, through esdbclient.
 
-    def __init__(self, client: EventStoreDBClient) -> None:
+    Pipelined (the default), the appends of every thread share one long-lived BatchAppend call
+    (ledger.pipeline); otherwise each append is its own call, as esdbclient makes it.
+    """
+
+    def __init__(self, client: EventStoreDBClient, *, pipelined: bool = True) -> None:
         self.client = client
+        self._pipeline = BatchAppendPipeline(client) if pipelined else None
         self._capped: set[str] = set()  # snapshot streams whose $maxCount this process checked
 
     @classmethod
-    def connect(cls, uri: str) -> AccountEventStore:
+    def connect(cls, uri: str, *, pipelined: bool = True) -> AccountEventStore:
         """Connect to an EventStoreDB-compatible server (no call is made until the first use)."""
         try:
-            return cls(EventStoreDBClient(uri))
+            return cls(EventStoreDBClient(uri), pipelined=pipelined)
         except Exception as exc:
             shown, reason = redact_credentials(uri), redact_credentials(str(exc), uri)
             raise ServiceUnavailableError(
@@ -75,7 +81,9 @@ class AccountEventStore:
             ) from None
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection: the append call first (its answers still due), then the channel."""
+        if self._pipeline is not None:
+            self._pipeline.close()
         self.client.close()
 
     def read(self, account_id: str, *, from_revision: int = 0) -> list[StoredEvent]:
@@ -151,9 +159,10 @@ class AccountEventStore:
             for e in encoded
         ]
         current = StreamState.NO_STREAM if expected_revision < 0 else expected_revision
+        append = self.client.append_to_stream if self._pipeline is None else self._pipeline.append
         with _translated("appending to an account"):
             try:
-                return self.client.append_to_stream(
+                return append(
                     account_stream(account_id), current_version=current, events=new_events
                 )
             except WrongCurrentVersion as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -65,6 +66,9 @@ class CommandHandler:
         self.sleep = sleep
         self.stats = HandlerStats()
         self._cache: OrderedDict[str, State] = OrderedDict()
+        # Threads of one process may share a handler (their appends share one call, see
+        # ledger.pipeline): the cache's read-and-reorder steps must not interleave.
+        self._cache_lock = threading.Lock()
 
     # 1 load: the newest usable snapshot plus the events after it (2 fold on the way).
     def load(self, account_id: str) -> State:
@@ -130,7 +134,8 @@ class CommandHandler:
             self._remember(account_id, state)
             self._maybe_snapshot(account_id, before, state)
             return self._written(command, state, position)
-        self._cache.pop(account_id, None)
+        with self._cache_lock:
+            self._cache.pop(account_id, None)
         raise ConcurrencyConflictError(
             f"account {account_id} kept changing while the command was being decided "
             f"({self.max_attempts} attempts); it is safe to retry with the same transaction id"
@@ -139,19 +144,21 @@ class CommandHandler:
     def _cached(self, account_id: str) -> State | None:
         if not self.cache_size:
             return None
-        state = self._cache.get(account_id)
-        if state is not None:
-            self.stats.cache_hits += 1
-            self._cache.move_to_end(account_id)
+        with self._cache_lock:
+            state = self._cache.get(account_id)
+            if state is not None:
+                self.stats.cache_hits += 1
+                self._cache.move_to_end(account_id)
         return state
 
     def _remember(self, account_id: str, state: State) -> None:
         if not self.cache_size:
             return
-        self._cache[account_id] = state
-        self._cache.move_to_end(account_id)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[account_id] = state
+            self._cache.move_to_end(account_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     def _maybe_snapshot(self, account_id: str, before: int, state: State) -> None:
         if not self.use_snapshots or self.snapshot_every <= 0:

@@ -26,6 +26,7 @@ WRITE_SIDE_SERVICES = (
     "ledger.eventstore",
     "ledger.handler",
     "ledger.memory_store",
+    "ledger.pipeline",
     "ledger.service",
     "ledger.writemodel",
 )

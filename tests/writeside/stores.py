@@ -16,7 +16,8 @@ from ledger.eventstore import AccountEventStore
 from ledger.memory_store import InMemoryEventStore
 from ledger.store import EventStore, StoredEvent
 
-STORES = ["memory", "esdblite"]
+# esdblite with pipelined appends (the default) and with one call per append.
+STORES = ["memory", "esdblite", "esdblite-unary"]
 
 
 @pytest.fixture(params=STORES)
@@ -31,7 +32,7 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], EventSto
     made: list[AccountEventStore] = []
 
     def connect() -> AccountEventStore:
-        store = AccountEventStore.connect(uri)
+        store = AccountEventStore.connect(uri, pipelined=request.param == "esdblite")
         made.append(store)
         return store
 
