@@ -5,7 +5,8 @@ here, only when a command needs them: `ledger --help` and `ledger balance` must 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -29,6 +30,9 @@ class Context:
     settings: Settings
     output: Output
     debug: bool
+    # What a command opened that must be closed before the process exits: an event store's
+    # append call and channel are closed in order, not left to the interpreter's shutdown.
+    closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
 
 def context(ctx: typer.Context, json_mode: bool = False) -> Context:
@@ -112,6 +116,7 @@ def make_ledger(obj: Context) -> Ledger:
     from ledger.service import Ledger
 
     store = AccountEventStore.connect(eventstore_uri(obj))
+    obj.closing.callback(store.close)
     return Ledger(CommandHandler(store), clock=obj.settings.clock, actor=f"cli:{getpass.getuser()}")
 
 

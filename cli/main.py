@@ -57,6 +57,7 @@ def main_options(
     # the one-sentence error says what matters. --debug shows them.
     logging.getLogger("ledger").setLevel(logging.DEBUG if debug else logging.ERROR)
     ctx.obj = Context(settings, output, debug)
+    ctx.call_on_close(ctx.obj.closing.close)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pytest
 
@@ -249,3 +250,11 @@ def test_wait_timing_out_exits_4_with_the_result_on_stdout(external_cli: Cli) ->
     assert f"retry with --tx {tx}" in result.stderr
     # The write itself committed.
     assert revision_of(external_cli, account) == 1
+
+
+def test_a_write_command_closes_its_event_store_before_it_returns(cli: Cli, account: str) -> None:
+    """The pipelined append call's reader thread is joined and the channel closed by the
+    command itself, not left running into the interpreter's shutdown (a gRPC abort there)."""
+    cli.ok("deposit", account, "1.00", "--tx", f"{account}-closing")
+    cli.ok("withdraw", account, "0.50", "--tx", f"{account}-closing-2", "--json")
+    assert [t.name for t in threading.enumerate() if t.name == "ledger-batch-append"] == []
