@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from ledger.accounts.commands import (
     AccountCommand,
@@ -14,10 +15,11 @@ from ledger.accounts.commands import (
     Deposit,
     Reverse,
     Withdraw,
+    make_command,
 )
 from ledger.accounts.decider import State, decide, evolve, find_transaction, initial_state
 from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
-from ledger.errors import ConcurrencyConflictError, LedgerError
+from ledger.errors import ConcurrencyConflictError, EarlierThanLastEventError, LedgerError
 from ledger.store import EventStore, VersionConflict
 
 
@@ -194,3 +196,28 @@ class CommandHandler:
             state.currency,
             replayed=True,
         )
+
+
+def handle_now(
+    handler: CommandHandler, command: AccountCommand, clock: Callable[[], datetime]
+) -> Outcome:
+    """Handle a command stamped with the clock, re-stamped when a later event overtook it.
+
+    The clock is read before the account is loaded: another writer may append a later event
+    in between, and the handler re-decides the same command on that conflict. Such a command
+    is not backdated, only overtaken, so it is decided again at a fresh reading of the clock,
+    as boundedly as a conflict; a clock still behind the account's last event is refused.
+    """
+    for _ in range(handler.max_attempts):
+        try:
+            return handler.handle(command)
+        except EarlierThanLastEventError as exc:
+            now = clock()
+            if now < exc.last_event_at:
+                raise
+            command = make_command(type(command), {**dict(command), "now": now})
+    raise ConcurrencyConflictError(
+        f"account {command.account_id} kept receiving later postings while the command was "
+        f"being decided ({handler.max_attempts} attempts); it is safe to retry with "
+        "the same transaction id"
+    )

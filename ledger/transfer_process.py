@@ -1,0 +1,225 @@
+"""The transfer process: the one function that runs a transfer's steps to a final state.
+
+Each step is a posting on an account (its transaction id derived from the transfer id and the
+step, so a repeated step is a replay, never a second posting) followed by the record of its
+outcome on the transfer's stream, appended at the revision read. Any number of processes may
+run the same transfer at once: whoever records a step second finds it recorded and moves on.
+An atomic multi-stream append could replace `run` where the server offers one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger.accounts.commands import (
+    CommandMeta,
+    PostTransferLeg,
+    TransferStep,
+    make_command,
+    transfer_transaction_id,
+)
+from ledger.accounts.decider import find_transaction
+from ledger.errors import (
+    AccountClosedError,
+    AccountNotFoundError,
+    BusinessRuleError,
+    ConcurrencyConflictError,
+    CurrencyMismatchError,
+)
+from ledger.handler import CommandHandler, handle_now
+from ledger.store import VersionConflict
+from ledger.transfer_store import TransferStore
+from ledger.transfers.commands import (
+    AnyTransferCommand,
+    RecordCredit,
+    RecordCreditRefusal,
+    RecordDebit,
+    RecordRefund,
+    RecordRejection,
+    RequestTransfer,
+)
+from ledger.transfers.decider import (
+    TransferState,
+    TransferStatus,
+    decide_transfer,
+    evolve_transfer,
+    initial_transfer_state,
+    next_step,
+)
+
+log = logging.getLogger("ledger.transfers")
+
+# A destination that refuses a credit for one of these reasons will refuse it for ever (a
+# closed account never reopens), so the debit may safely go back. Any other refusal (the
+# balance bound) leaves the money in transit, to be retried: refunding it while another
+# process might still credit it would create money.
+PERMANENT_CREDIT_REFUSALS = (AccountClosedError, AccountNotFoundError, CurrencyMismatchError)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Where a run left a transfer, the $all position of its last event, and the refusal (if
+    this run is the one that recorded a rejection or a failure)."""
+
+    state: TransferState
+    position: int
+    refusal: BusinessRuleError | None = None
+    done: bool = False
+
+
+class TransferProcess:
+    """Requests transfers and runs their steps; idempotent, and safe to race with itself."""
+
+    def __init__(
+        self,
+        handler: CommandHandler,
+        store: TransferStore,
+        *,
+        clock: Callable[[], datetime],
+        actor: str,
+        max_attempts: int = 12,
+    ) -> None:
+        self.handler = handler
+        self.store = store
+        self.clock = clock
+        self.actor = actor
+        self.max_attempts = max_attempts
+
+    def load(self, transfer_id: str) -> tuple[TransferState, int]:
+        """The transfer folded from its stream, and the $all position of its last event."""
+        state, position = initial_transfer_state, 0
+        for stored in self.store.read_transfer(transfer_id):
+            state, position = evolve_transfer(state, stored.event), stored.commit_position
+        return state, position
+
+    def _meta(self, transfer_id: str, step: str) -> CommandMeta:
+        return CommandMeta(
+            correlation_id=transfer_id, causation_id=f"{transfer_id}.{step}", actor=self.actor
+        )
+
+    def request(self, command: RequestTransfer) -> tuple[TransferState, int, bool]:
+        """Start the transfer's stream (at most once per id): (state, position, replayed).
+
+        The same request again is a replay; another request under the same id raises
+        TransferConflictError.
+        """
+        tid = command.transfer_id
+        state, position = self.load(tid)
+        events = decide_transfer(command, state)
+        if not events:
+            return state, position, True
+        try:
+            position = self.store.append_transfer(
+                tid, expected_revision=-1, events=events, meta=self._meta(tid, "request")
+            )
+        except VersionConflict:
+            # Another process started this id first: a replay, or a conflict of content.
+            state, position = self.load(tid)
+            decide_transfer(command, state)
+            return state, position, True
+        for event in events:
+            state = evolve_transfer(state, event)
+        return state, position, False
+
+    def run(self, transfer_id: str) -> RunResult:
+        """Run the transfer's steps until it is final (or its credit must wait)."""
+        refusal: BusinessRuleError | None = None
+        for _ in range(4 * self.max_attempts):
+            result = self.step(transfer_id)
+            refusal = result.refusal or refusal
+            if result.done:
+                return RunResult(result.state, result.position, refusal)
+        raise ConcurrencyConflictError(
+            f"transfer {transfer_id} kept changing while its steps were being run; "
+            "it is safe to retry with the same transfer id"
+        )
+
+    def step(self, transfer_id: str) -> RunResult:
+        """Do the transfer's next step and record it: one posting, one append at most.
+
+        `done` when there is no step to do (final, or a credit that must wait); a step that
+        another process recorded first is simply read back at the next call.
+        """
+        state, position = self.load(transfer_id)
+        step = next_step(state)
+        if step is None and self._stray_debit(state):
+            step = TransferStep.REFUND
+        if step is None:
+            return RunResult(state, position, done=True)
+        record, refused = self._post(state, step)
+        if record is None:
+            return RunResult(state, position, refused, done=True)
+        events = decide_transfer(record, state)
+        if events:
+            try:
+                self.store.append_transfer(
+                    transfer_id,
+                    expected_revision=state.revision,
+                    events=events,
+                    meta=self._meta(transfer_id, step.value),
+                )
+            except VersionConflict:
+                refused = None  # another process recorded this step first: its outcome stands
+        return RunResult(state, position, refused)
+
+    def _stray_debit(self, state: TransferState) -> bool:
+        """A rejected transfer whose debit was posted anyway by a racing process (which then
+        found the rejection recorded): that debit must go back."""
+        if state.status is not TransferStatus.REJECTED or state.refunded:
+            return False
+        source = self.handler.load(state.from_account)
+        debit = transfer_transaction_id(state.transfer_id, TransferStep.DEBIT)
+        return find_transaction(source, debit) is not None
+
+    def _post(
+        self, state: TransferState, step: TransferStep
+    ) -> tuple[AnyTransferCommand | None, BusinessRuleError | None]:
+        """Post the step on its account: what to record of it, and the refusal if any."""
+        to_source = step is not TransferStep.CREDIT
+        account, counterparty = (
+            (state.from_account, state.to_account)
+            if to_source
+            else (state.to_account, state.from_account)
+        )
+        leg = make_command(
+            PostTransferLeg,
+            {
+                "account_id": account,
+                "now": self.clock(),
+                "meta": self._meta(state.transfer_id, step.value),
+                "transfer_id": state.transfer_id,
+                "step": step,
+                "counterparty": counterparty,
+                "amount": state.amount,
+                "currency": state.currency,
+                "description": state.description,
+            },
+        )
+        tid, now = state.transfer_id, self.clock()
+        try:
+            outcome = handle_now(self.handler, leg, self.clock)
+        except BusinessRuleError as exc:
+            if step is TransferStep.DEBIT:
+                return RecordRejection(transfer_id=tid, now=now, reason=str(exc)), exc
+            if step is TransferStep.CREDIT and isinstance(exc, PERMANENT_CREDIT_REFUSALS):
+                return RecordCreditRefusal(transfer_id=tid, now=now, reason=str(exc)), exc
+            log.warning("transfer %s stays in transit: %s", tid, exc)
+            return None, None
+        match step:
+            case TransferStep.DEBIT:
+                debited = RecordDebit(
+                    transfer_id=tid,
+                    now=now,
+                    from_balance=outcome.balance,
+                    posting_position=outcome.commit_position,
+                )
+                return debited, None
+            case TransferStep.CREDIT:
+                at = outcome.commit_position
+                return RecordCredit(transfer_id=tid, now=now, posting_position=at), None
+            case TransferStep.REFUND:
+                at = outcome.commit_position
+                return RecordRefund(transfer_id=tid, now=now, posting_position=at), None
