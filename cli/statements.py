@@ -55,6 +55,8 @@ def consistent_statement(
             e.balance_after,
             e.description,
             e.occurred_at,
+            e.transfer_id,
+            e.counterparty,
         )
         for stored in store.read(account)
         if isinstance(e := stored.event, Posting)
@@ -85,6 +87,8 @@ def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
             "transaction_id": p.transaction_id,
             "description": p.description,
             "occurred_at": p.occurred_at.astimezone(dt.UTC).isoformat(),
+            "transfer_id": p.transfer_id,
+            "counterparty": p.counterparty,
         }
         for p in st.postings
     ]
@@ -112,13 +116,15 @@ def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
         "balance_after",
         "transaction_id",
         "description",
+        "transfer_id",
+        "counterparty",
     ]
-    rows = [[str(p[k]) for k in columns] for p in postings]
+    rows = [["" if p[k] is None else str(p[k]) for k in columns] for p in postings]
     if fmt == "table":
         for row, posting in zip(rows, st.postings, strict=True):
             row[1] = posting.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     if fmt == "csv":
-        obj.output.csv(columns, rows, text_columns={5, 6})
+        obj.output.csv(columns, rows, text_columns={5, 6, 7})
         return
     period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
     obj.output.table(
@@ -132,6 +138,8 @@ def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
             ("balance", "right"),
             ("transaction", "left"),
             ("description", "left"),
+            ("transfer", "left"),
+            ("counterparty", "left"),
         ],
         rows,
     )

@@ -35,7 +35,7 @@ from tests.support.runners import RunnerThread, catch_up
 from tests.support.waiting import DEADLINE, eventually, retry_while_unavailable
 
 NAMES = list(PROJECTION_NAMES)
-TABLES = {"account_balances", "account_statements", "daily_totals"}
+TABLES = {"account_balances", "account_statements", "daily_totals", "transfers"}
 
 
 class Interrupted(Exception):
