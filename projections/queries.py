@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -110,4 +111,36 @@ def _last_posting_before(
             " WHERE account_id = %s"
             " AND occurred_at < %s ORDER BY revision DESC LIMIT 1",
             (account_id, _day_start(day)),
+        ).fetchall()
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """A transfer as the transfers read model has it."""
+
+    transfer_id: str
+    from_account: str
+    to_account: str
+    amount: int
+    currency: str
+    state: str
+    description: str
+    debited_at: dt.datetime | None
+    credited_at: dt.datetime | None
+    refunded_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+def list_transfers(
+    conn: psycopg.Connection[Any], *, account: str | None = None, state: str | None = None
+) -> list[TransferRow]:
+    """Transfers from or to `account` (None: all) in `state` (None: any), newest first."""
+    with conn.cursor(row_factory=class_row(TransferRow)) as cur:
+        return cur.execute(
+            "SELECT transfer_id, from_account, to_account, amount, currency, state, description,"
+            " debited_at, credited_at, refunded_at, updated_at FROM transfers"
+            " WHERE (%(account)s::text IS NULL OR from_account = %(account)s"
+            " OR to_account = %(account)s) AND (%(state)s::text IS NULL OR state = %(state)s)"
+            " ORDER BY updated_at DESC, transfer_id",
+            {"account": account, "state": state},
         ).fetchall()

@@ -248,17 +248,29 @@ def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 
 @app.command(rich_help_panel=PANEL)
-def verify(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def verify(
+    ctx: typer.Context,
+    stuck_after: Annotated[
+        float,
+        typer.Option(
+            "--stuck-after", min=0, help="Report transfers in transit longer than this (seconds)."
+        ),
+    ] = 60.0,
+    json_out: JsonOpt = False,
+) -> None:
     """Check every read model against the write model at its checkpoint (exit 5 on a violation).
 
     Events written after the checkpoint are lag, reported as such: not a violation."""
     obj = context(ctx, json_out)
     with handled(obj):
+        import datetime as dt
+
         from projections.verify import check
 
         fold = write_model_fold(obj)
+        stuck_before = obj.settings.clock() - dt.timedelta(seconds=stuck_after)
         with read_conn(obj) as conn:
-            found = check(conn, fold)
+            found = check(conn, fold, stuck_before=stuck_before)
         at = min(found.checkpoints.values(), default=0)
         if obj.output.json_mode:
             obj.output.json(

@@ -98,14 +98,17 @@ def test_each_corruption_exits_5_naming_table_subject_and_difference(
     subject = case.subject_of(victim, ghost)
     named = f"account {subject}" if case.subject in ("victim", "ghost") else subject
     assert shown.exit_code == 5, shown.output
-    [line] = shown.stdout.splitlines()
+    # A balance or daily total off by an amount also breaks conservation ("money: ..."), which
+    # tests/projections/test_transfer_projections.py checks on its own.
+    lines = shown.stdout.splitlines()
+    [line] = [x for x in lines if not x.startswith("money: ")]
     assert line.startswith(f"{case.table}: {case.check} for {named}: ")
     assert case.says in line
-    assert "verify found 1 violations" in shown.stderr
+    assert f"verify found {len(lines)} violations" in shown.stderr
     assert as_json.exit_code == 5
     doc = json.loads(as_json.stdout)
     assert doc["ok"] is False and doc["lag_events"] == 0
-    [violation] = doc["violations"]
+    [violation] = [v for v in doc["violations"] if v["table"] != "money"]
     assert (violation["table"], violation["check"], violation["message"]) == (
         case.table,
         case.check,

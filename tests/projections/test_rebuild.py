@@ -301,8 +301,9 @@ def test_a_rebuild_refuses_a_corrupted_shadow_daily_total(
     with pytest.raises(RebuildVerificationError) as refused:
         rebuild(database_url, server.uri, fold, batch_size=10)
 
-    [violation] = refused.value.violations
+    [violation, money] = refused.value.violations
     assert (violation.table, violation.check) == ("daily_totals__next", "wrong value")
+    assert (money.table, money.check) == ("money", "wrong value")  # 1.00 EUR from nowhere
     assert "off by 1.00 EUR" in violation.detail
     assert {t: table_rows(db, t) for t in TABLES} == before
     assert shadow_exists(db, NAMES)
