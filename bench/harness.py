@@ -50,6 +50,7 @@ TARGETS: dict[str, Target] = {
     "projector_rss_mb_max": Target("<=", 200),
     "cli_wall_ms_median": Target("<=", 500),
     "commands_vs_peer": Target(">=", 1),
+    "transfer_to_deposit_p50": Target("<=", 3),
     "projection_vs_peer": Target(">=", 1),
 }
 
@@ -101,6 +102,8 @@ RATIOS: dict[str, tuple[str, str]] = {
     # How close the durable figures come to what the client library allows on this machine.
     "single_append_to_ceiling": ("esdblite_append_single_per_s", "grpc_append_ceiling_per_s"),
     "commands_to_ceiling": ("commands_per_s", "grpc_batch_append_ceiling_per_s"),
+    # A transfer is five appends; the target is a p50 within 3x a deposit's.
+    "transfer_to_deposit_p50": ("transfer_p50_ms", "transfer_deposit_p50_ms"),
 }
 
 

@@ -120,6 +120,9 @@ def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
         "counterparty",
     ]
     rows = [["" if p[k] is None else str(p[k]) for k in columns] for p in postings]
+    # The table shows the transfer columns only when a line is a transfer's leg, so that a
+    # statement without transfers keeps its width.
+    shown = len(columns) if any(p.transfer_id for p in st.postings) else len(columns) - 2
     if fmt == "table":
         for row, posting in zip(rows, st.postings, strict=True):
             row[1] = posting.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -140,6 +143,6 @@ def show_statement(obj: Context, st: Statement, fmt: str, period: bool) -> None:
             ("description", "left"),
             ("transfer", "left"),
             ("counterparty", "left"),
-        ],
-        rows,
+        ][:shown],
+        [row[:shown] for row in rows],
     )

@@ -229,7 +229,3 @@ class TransferNotFoundError(BusinessRuleError):
 
     def __init__(self, transfer_id: str) -> None:
         super().__init__(f"transfer {transfer_id!r} not found")
-
-
-class TransferRefusedError(BusinessRuleError):
-    """A transfer ended rejected or failed; the message is the rule that refused it."""

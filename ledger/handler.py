@@ -17,7 +17,14 @@ from ledger.accounts.commands import (
     Withdraw,
     make_command,
 )
-from ledger.accounts.decider import State, decide, evolve, find_transaction, initial_state
+from ledger.accounts.decider import (
+    State,
+    Status,
+    decide,
+    evolve,
+    find_transaction,
+    initial_state,
+)
 from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
 from ledger.errors import ConcurrencyConflictError, EarlierThanLastEventError, LedgerError
 from ledger.store import EventStore, VersionConflict
@@ -78,6 +85,16 @@ class CommandHandler:
             if snapshot is not None and snapshot.account_id == account_id:
                 state = snapshot
         return self._catch_up(account_id, state)
+
+    def current(self, account_id: str) -> State:
+        """The account as this handler last saw it (cached), else loaded; may be behind the
+        store, so only for what a later decision re-checks."""
+        state = self._cached(account_id)
+        if state is None:
+            state = self.load(account_id)
+            if state.status is not Status.NEW:
+                self._remember(account_id, state)
+        return state
 
     def _catch_up(self, account_id: str, state: State) -> State:
         for stored in self.store.read(account_id, from_revision=state.revision + 1):

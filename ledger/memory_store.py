@@ -79,18 +79,9 @@ class InMemoryEventStore:
         encoded = encode_events(
             account_id, expected_revision=expected_revision, events=events, meta=meta
         )
-        with self._lock:
-            stream = self._streams.get(account_id, [])
-            current = len(stream) - 1
-            if expected_revision < current:
-                return _repeated(account_stream(account_id), stream, expected_revision, encoded)
-            if expected_revision > current:
-                raise _conflict(account_stream(account_id), expected_revision, current)
-            for event in encoded:
-                self._position += 1
-                stream.append(_Record(event, self._position))
-            self._streams[account_id] = stream
-            return self._position
+        return self._append(
+            self._streams, account_id, account_stream(account_id), expected_revision, encoded
+        )
 
     def read_snapshot(self, account_id: str) -> bytes | None:
         """The newest snapshot's data, or None."""
@@ -127,17 +118,29 @@ class InMemoryEventStore:
         encoded = encode_transfer_events(
             transfer_id, expected_revision=expected_revision, events=events, meta=meta
         )
+        name = transfer_stream(transfer_id)
+        return self._append(self._transfers, transfer_id, name, expected_revision, encoded)
+
+    def _append(
+        self,
+        streams: dict[str, list[_Record]],
+        key: str,
+        name: str,
+        expected_revision: int,
+        encoded: list[EncodedEvent],
+    ) -> int:
+        """Append at exactly the expected revision, as EventStoreDB checks it."""
         with self._lock:
-            stream = self._transfers.get(transfer_id, [])
+            stream = streams.get(key, [])
             current = len(stream) - 1
             if expected_revision < current:
-                return _repeated(transfer_stream(transfer_id), stream, expected_revision, encoded)
+                return _repeated(name, stream, expected_revision, encoded)
             if expected_revision > current:
-                raise _conflict(transfer_stream(transfer_id), expected_revision, current)
+                raise _conflict(name, expected_revision, current)
             for event in encoded:
                 self._position += 1
                 stream.append(_Record(event, self._position))
-            self._transfers[transfer_id] = stream
+            streams[key] = stream
             return self._position
 
     def read_all_transfers(

@@ -200,7 +200,7 @@ class Ledger:
         check_account_id(to_account)
         if from_account == to_account:
             raise SameAccountError(from_account)
-        state, _ = self.transfers.load(transfer_id)
+        state, position = self.transfers.load(transfer_id)
         if state.status is TransferStatus.NEW:
             currency = self._transfer_currency(from_account, to_account)
         else:
@@ -215,16 +215,20 @@ class Ledger:
             "description": description,
         }
         command = make_command(RequestTransfer, fields)
-        _, _, replayed = self.transfers.request(command)
-        result = self.transfers.run(transfer_id)
+        state, position, replayed = self.transfers.request(command, (state, position))
+        result = self.transfers.run(transfer_id, (state, position))
         if result.refusal is not None and not replayed:
             raise result.refusal
         return TransferOutcome(result.state, replayed, result.state.posting_position)
 
     def _transfer_currency(self, from_account: str, to_account: str) -> str:
         """The currency of a new transfer; refuse it when an account rule already forbids it."""
-        source, target = self.account(from_account), self.account(to_account)
+        # A cached state may be behind the store, which is enough here: the currency never
+        # changes, and an account closed since is refused by the step that posts on it.
+        source, target = self.handler.current(from_account), self.handler.current(to_account)
         for account_id, state in ((from_account, source), (to_account, target)):
+            if state.status is Status.NEW:
+                raise AccountNotFoundError(account_id)
             if state.status is Status.CLOSED:
                 raise AccountClosedError(account_id)
         if target.currency != source.currency:

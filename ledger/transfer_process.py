@@ -68,6 +68,10 @@ class RunResult:
     position: int
     refusal: BusinessRuleError | None = None
     done: bool = False
+    current: bool = False
+
+
+Known = tuple[TransferState, int]  # a transfer's state and the position of its last event
 
 
 class TransferProcess:
@@ -100,14 +104,16 @@ class TransferProcess:
             correlation_id=transfer_id, causation_id=f"{transfer_id}.{step}", actor=self.actor
         )
 
-    def request(self, command: RequestTransfer) -> tuple[TransferState, int, bool]:
+    def request(
+        self, command: RequestTransfer, known: Known | None = None
+    ) -> tuple[TransferState, int, bool]:
         """Start the transfer's stream (at most once per id): (state, position, replayed).
 
         The same request again is a replay; another request under the same id raises
-        TransferConflictError.
+        TransferConflictError. `known`: the stream as just read (saves a read).
         """
         tid = command.transfer_id
-        state, position = self.load(tid)
+        state, position = known if known is not None else self.load(tid)
         events = decide_transfer(command, state)
         if not events:
             return state, position, True
@@ -124,26 +130,30 @@ class TransferProcess:
             state = evolve_transfer(state, event)
         return state, position, False
 
-    def run(self, transfer_id: str) -> RunResult:
-        """Run the transfer's steps until it is final (or its credit must wait)."""
+    def run(self, transfer_id: str, known: Known | None = None) -> RunResult:
+        """Run the transfer's steps until it is final (or its credit must wait).
+
+        `known`: the transfer as this process just read or wrote it (saves a read)."""
         refusal: BusinessRuleError | None = None
         for _ in range(4 * self.max_attempts):
-            result = self.step(transfer_id)
+            result = self.step(transfer_id, known)
             refusal = result.refusal or refusal
             if result.done:
                 return RunResult(result.state, result.position, refusal)
+            known = (result.state, result.position) if result.current else None
         raise ConcurrencyConflictError(
             f"transfer {transfer_id} kept changing while its steps were being run; "
             "it is safe to retry with the same transfer id"
         )
 
-    def step(self, transfer_id: str) -> RunResult:
+    def step(self, transfer_id: str, known: Known | None = None) -> RunResult:
         """Do the transfer's next step and record it: one posting, one append at most.
 
-        `done` when there is no step to do (final, or a credit that must wait); a step that
-        another process recorded first is simply read back at the next call.
+        `done` when there is no step to do (final, or a credit that must wait); `current`
+        when the returned state is the stream as this step left it. A step that another
+        process recorded first is read back at the next call.
         """
-        state, position = self.load(transfer_id)
+        state, position = known if known is not None else self.load(transfer_id)
         step = next_step(state)
         if step is None and self._stray_debit(state):
             step = TransferStep.REFUND
@@ -153,17 +163,20 @@ class TransferProcess:
         if record is None:
             return RunResult(state, position, refused, done=True)
         events = decide_transfer(record, state)
-        if events:
-            try:
-                self.store.append_transfer(
-                    transfer_id,
-                    expected_revision=state.revision,
-                    events=events,
-                    meta=self._meta(transfer_id, step.value),
-                )
-            except VersionConflict:
-                refused = None  # another process recorded this step first: its outcome stands
-        return RunResult(state, position, refused)
+        if not events:
+            return RunResult(state, position, refused)
+        try:
+            position = self.store.append_transfer(
+                transfer_id,
+                expected_revision=state.revision,
+                events=events,
+                meta=self._meta(transfer_id, step.value),
+            )
+        except VersionConflict:
+            return RunResult(state, position)  # another process recorded this step first
+        for event in events:
+            state = evolve_transfer(state, event)
+        return RunResult(state, position, refused, current=True)
 
     def _stray_debit(self, state: TransferState) -> bool:
         """A rejected transfer whose debit was posted anyway by a racing process (which then

@@ -25,12 +25,7 @@ STATES = ("requested", "debited", "completed", "failed", "rejected", "credit_ref
 def _doc(outcome: TransferOutcome) -> dict[str, Any]:
     s = outcome.state
     return {
-        "transfer_id": s.transfer_id,
-        "from": s.from_account,
-        "to": s.to_account,
-        "amount": money(s.amount, s.currency),
-        "currency": s.currency,
-        "state": s.status.value,
+        **_state_doc(s, brief=True),
         "replayed": outcome.replayed,
         "from_balance": None if s.from_balance is None else money(s.from_balance, s.currency),
         "commit_position": outcome.commit_position,
@@ -127,14 +122,19 @@ def transfer(
             raise waited_out
 
 
-def _state_doc(s: TransferState) -> dict[str, Any]:
-    return {
+def _state_doc(s: TransferState, *, brief: bool = False) -> dict[str, Any]:
+    doc = {
         "transfer_id": s.transfer_id,
         "from": s.from_account,
         "to": s.to_account,
         "amount": money(s.amount, s.currency),
         "currency": s.currency,
         "state": s.status.value,
+    }
+    if brief:
+        return doc
+    return {
+        **doc,
         "description": s.description,
         "reason": s.reason or None,
         "refunded": s.refunded,

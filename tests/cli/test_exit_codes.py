@@ -36,6 +36,10 @@ EXPECTED_EXIT_CODES = {
     "NonZeroBalanceError": 1,
     "BalanceOutOfBoundsError": 1,
     "EarlierThanLastEventError": 2,
+    "SameAccountError": 2,
+    "CurrencyMismatchError": 1,
+    "TransferConflictError": 1,
+    "TransferNotFoundError": 1,
 }
 
 PROJECT = Path(__file__).resolve().parents[2]
