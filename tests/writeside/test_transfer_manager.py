@@ -110,3 +110,15 @@ def test_the_manager_racing_the_command_changes_nothing_twice(ledger: Ledger, cl
 
     assert (again.replayed, again.state.status) == (True, TransferStatus.COMPLETED)
     assert (balance(ledger, a), balance(ledger, b)) == (9500, 500)
+
+
+def test_with_nothing_pending_the_checkpoint_moves_to_the_head(
+    ledger: Ledger, clock: Clock
+) -> None:
+    (a,) = accounts(ledger, "100")
+    ledger.deposit(a, "1", "quiet-" + a)
+    pm = manager(ledger, clock)
+
+    assert pm.catch_up() == 0
+
+    assert pm.checkpoint.load() == ledger.handler.store.commit_position()
