@@ -162,6 +162,8 @@ def unknown_outcomes(
     results: dict[str, list[str]] = defaultdict(list)
     for r in records:
         tx = r["cmd"].get("tx")
+        if r["cmd"]["kind"] == "transfer":  # finished by the process manager: see its checks
+            continue
         if tx is not None and not r.get("conflicting") and not r.get("duplicate"):
             results[tx].append(r["result"])
     figures: Counter[str] = Counter()

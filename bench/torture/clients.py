@@ -155,6 +155,13 @@ class _Client:
     def _transfer(self, spec: AccountSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         """A transfer to another account of the currency; now and then to one of another
         currency, which must be refused."""
+        paired = [
+            a
+            for a in self.plan.accounts
+            if any(b is not a and b.currency == a.currency for b in self.plan.accounts)
+        ]
+        if paired and self.rng.random() < 0.9:
+            spec = self.rng.choice(paired)
         others = [a for a in self.plan.accounts if a is not spec]
         same = [a for a in others if a.currency == spec.currency]
         hostile = not same or self.rng.random() < 0.05
