@@ -6,19 +6,17 @@ that times the loads: it prints one JSON object with the median of 5 loads in mi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, percentile
+from bench.harness import Run, percentile, timed_clients
 from bench.workload import NOW, fixed_clock, new_account_id, open_accounts, run_commands
 from esdblite.process import ServerProcess
 from ledger.accounts.commands import CommandMeta, Deposit, OpenAccount, Withdraw
@@ -60,37 +58,21 @@ def sequential(results: Run, uri: str, n: int) -> None:
 def concurrent(results: Run, uri: str, n: int) -> None:
     """8 threads, each with its own connection and handler, on distinct accounts."""
     per_client = n // CLIENTS
-    start = threading.Barrier(CLIENTS + 1)
-    errors: list[BaseException] = []
 
-    def client(number: int) -> None:
+    def client(number: int, ready: Callable[[], object]) -> None:
         store = AccountEventStore.connect(uri)
         try:
             ledger = Ledger(
                 CommandHandler(store), clock=fixed_clock, actor=f"bench:client-{number}"
             )
             accounts = open_accounts(ledger, 1)
-            start.wait()
+            ready()
             for _ in run_commands(ledger, accounts, per_client, f"c{number}"):
                 pass
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
         finally:
             store.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    # A client that fails breaks the barrier; its error is raised once every thread is done.
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise errors[0]
+    elapsed = timed_clients(CLIENTS, client)
     results.record(
         "commands_per_s_8_clients",
         per_client * CLIENTS / elapsed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -11,6 +12,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +199,34 @@ def stop_child(child: subprocess.Popen[Any], name: str, timeout: float = 30.0) -
             raise RuntimeError(f"{name} did not stop within {timeout:g} s of SIGTERM") from None
     if child.returncode != 0:
         raise RuntimeError(f"{name} exited with {child.returncode} instead of 0 on SIGTERM")
+
+
+def timed_clients(count: int, client: Callable[[int, Callable[[], object]], None]) -> float:
+    """Run `count` client threads and time them from a common start: each calls the `ready`
+    it is given once set up; the first error of any is raised once all are done."""
+    start = threading.Barrier(count + 1)
+    errors: list[BaseException] = []
+
+    def body(number: int) -> None:
+        try:
+            client(number, lambda: start.wait())
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    # A client that fails breaks the barrier; its error is raised once every thread is done.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return elapsed
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -3,15 +3,14 @@ the time the process manager takes to finish 1,000 transfers abandoned after the
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, percentile
+from bench.harness import Run, percentile, timed_clients
 from bench.workload import fixed_clock, new_account_id
 from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
@@ -63,35 +62,20 @@ def concurrent(results: Run, uri: str, n: int) -> None:
     """8 threads, each with its own connection, transferring back and forth between two
     accounts of its own."""
     per_client = n // CLIENTS
-    start = threading.Barrier(CLIENTS + 1)
-    errors: list[BaseException] = []
 
-    def client(number: int) -> None:
+    def client(number: int, ready: Callable[[], object]) -> None:
         store = AccountEventStore.connect(uri)
         try:
             ledger = _ledger(store, f"bench:client-{number}")
             a, b = _funded(ledger, 2)
-            start.wait()
+            ready()
             for i in range(per_client):
                 source, target = (a, b) if i % 2 == 0 else (b, a)
                 ledger.transfer(source, target, "1.00", f"c{number}-{a}-{i}")
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
         finally:
             store.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise errors[0]
+    elapsed = timed_clients(CLIENTS, client)
     results.record(
         "transfers_per_s_8_clients",
         per_client * CLIENTS / elapsed,
