@@ -15,7 +15,12 @@ from ledger.errors import LedgerError
 from ledger.store import EventStore
 from ledger.transfer_process import TransferProcess
 from ledger.transfer_store import TransferStore
-from ledger.transfers.decider import TransferStatus
+from ledger.transfers.decider import (
+    TransferState,
+    TransferStatus,
+    evolve_transfer,
+    initial_transfer_state,
+)
 from ledger.transfers.events import TransferCompleted, TransferFailed
 
 log = logging.getLogger("ledger.transfers.manager")
@@ -130,3 +135,19 @@ class TransferManager:
             except LedgerError as exc:
                 log.warning("transfer manager pass failed (retrying): %s", exc)
             stop.wait(interval)
+
+
+def unfinished_transfers(store: TransferStore, before: datetime) -> list[TransferState]:
+    """Every transfer not final whose last event is older than `before`, oldest first: what
+    the manager should have finished (verify reports them)."""
+    states: dict[str, TransferState] = {}
+    for transfer_id, stored in store.read_all_transfers():
+        states[transfer_id] = evolve_transfer(
+            states.get(transfer_id, initial_transfer_state), stored.event
+        )
+    stuck = [
+        s
+        for s in states.values()
+        if not s.final and s.updated_at is not None and s.updated_at < before
+    ]
+    return sorted(stuck, key=lambda s: (s.updated_at or before, s.transfer_id))

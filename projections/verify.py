@@ -155,7 +155,7 @@ def _money_in_flight(
                     "stuck",
                     src,
                     None,
-                    f"transfer {tid} of {money(amount, c)} {c} to {dst} has been in transit "
+                    f"transfer {tid} of {money(amount, c)} to {dst} has been in transit "
                     f"since {at.isoformat()}: is the runner (its process manager) running?",
                 )
             )

@@ -29,6 +29,9 @@ from ledger.errors import WaitTimeoutError
 if TYPE_CHECKING:
     import psycopg
 
+    from ledger.writemodel import WriteModelFold
+    from projections.verify import Violation
+
 app = typer.Typer()
 
 PANEL = "Reports"
@@ -271,6 +274,7 @@ def verify(
         stuck_before = obj.settings.clock() - dt.timedelta(seconds=stuck_after)
         with read_conn(obj) as conn:
             found = check(conn, fold, stuck_before=stuck_before)
+        found.violations.extend(_unfinished_transfers(fold, stuck_before))
         at = min(found.checkpoints.values(), default=0)
         if obj.output.json_mode:
             obj.output.json(
@@ -296,3 +300,26 @@ def verify(
                 f"verify found {len(found.violations)} violations at position {at}",
                 ExitCode.CHECK_FAILED,
             )
+
+
+def _unfinished_transfers(fold: WriteModelFold, before: dt.datetime) -> list[Violation]:
+    """Transfers not final in the write model since before `before` that the read models
+    cannot show (requested, never debited: nothing moved, but nothing finished them)."""
+    from ledger.transfer_manager import unfinished_transfers
+    from ledger.transfers.decider import TransferStatus
+    from projections.verify import Violation
+
+    store: Any = fold.store
+    return [
+        Violation(
+            "transfer streams",
+            "stuck",
+            s.from_account,
+            None,
+            f"transfer {s.transfer_id} has been {s.status.value} since "
+            f"{s.updated_at.isoformat() if s.updated_at else '?'}: is the runner (its process "
+            "manager) running?",
+        )
+        for s in unfinished_transfers(store, before)
+        if s.status is TransferStatus.REQUESTED
+    ]
