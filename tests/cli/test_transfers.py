@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 
 import pytest
 
+from cli.stack import LocalStack
+from ledger.eventstore import AccountEventStore
+from ledger.handler import CommandHandler
+from ledger.service import Ledger
+from ledger.transfers.commands import RequestTransfer
 from tests.support.cli import Cli
 from tests.support.ids import new_account_id
+from tests.support.waiting import eventually
 
 TRANSFER_KEYS = [
     "transfer_id",
@@ -108,3 +115,39 @@ def test_rule_breaking_transfers_are_refused_with_the_rule(cli: Cli, account: st
     closed = cli("transfer", account, gone, "1", "--tx", "closed-" + account)
     assert closed.exit_code == 1 and "closed" in closed.stderr
     assert json.loads(cli.ok("balance", account, "--json").stdout)["balance"] == "100.00"
+
+
+def test_the_runner_s_process_manager_finishes_a_transfer_its_command_abandoned(
+    cli: Cli, account: str, stack: LocalStack
+) -> None:
+    """A transfer requested and debited by a command that then died: the stack's runner
+    (`ledger projections run`, with its process manager) completes it, and a retry of the
+    command answers it as a replay."""
+    payee = opened(cli)
+    tid = "abandoned-" + account
+    store = AccountEventStore.connect(stack.eventstore_uri())
+    try:
+        ledger = Ledger(CommandHandler(store), clock=lambda: dt.datetime.now(dt.UTC), actor="t")
+        ledger.transfers.request(
+            RequestTransfer(
+                transfer_id=tid,
+                now=ledger.clock(),
+                from_account=account,
+                to_account=payee,
+                amount=2500,
+                currency="EUR",
+            )
+        )
+        ledger.transfers.step(tid)  # the debit; then the command "dies"
+    finally:
+        store.close()
+
+    eventually(
+        lambda: cli.json("transfer-status", tid)["state"] == "completed",
+        "the runner's process manager completes the transfer",
+    )
+
+    doc = cli.json("transfer", account, payee, "25", "--tx", tid, "--wait")
+    assert (doc["state"], doc["replayed"]) == ("completed", True)
+    assert cli.json("balance", payee)["balance"] == "25.00"
+    assert cli.json("balance", account)["balance"] == "75.00"

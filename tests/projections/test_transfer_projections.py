@@ -4,16 +4,24 @@ each exists for."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from ledger.accounts.commands import TransferStep
 from ledger.accounts.events import MoneyDeposited, PostingKind
+from ledger.errors import InsufficientFundsError
+from ledger.eventstore import AccountEventStore
+from ledger.service import Ledger
+from ledger.writemodel import write_model_fold
+from projections.conservation import money_in_flight
 from projections.verify import verify
 from tests.support.clock import T0
 from tests.support.feed import Feed, project, project_each_twice
 from tests.support.ids import new_account_id
+from tests.support.runners import catch_up
 
 DEBIT, CREDIT, REFUND = TransferStep.DEBIT, TransferStep.CREDIT, TransferStep.REFUND
 
@@ -163,3 +171,49 @@ def test_conservation_waits_for_the_read_models_to_stand_at_one_position(
     found = {(v.table, v.check) for v in verify(db, feed.fold)}
 
     assert ("money", "wrong value") not in found
+
+
+def test_concurrent_transfers_among_hot_accounts_leave_money_conserved_in_the_read_models(
+    servers: Callable[..., Any],
+    make_ledger: Callable[..., Ledger],
+    make_store: Callable[[str], AccountEventStore],
+    database_url: str,
+    db: psycopg.Connection,
+) -> None:
+    """Four clients transfer among three hot accounts, with deposits and withdrawals between;
+    then verify — which checks money in flight — finds every read model sound."""
+    uri = servers().uri
+    ledgers = [make_ledger(uri) for _ in range(4)]
+    hot = [new_account_id("hot") for _ in range(3)]
+    for account in hot:
+        ledgers[0].open_account(account, "Hot", "EUR", "20")
+        ledgers[0].deposit(account, "50", "seed-" + account)
+    errors: list[BaseException] = []
+
+    def client(n: int, ledger: Ledger) -> None:
+        for i in range(25):
+            source, target = hot[(n + i) % 3], hot[(n + 2 * i + 1) % 3]
+            try:
+                if i % 6 == 0:
+                    ledger.deposit(source, "4", f"d-{n}-{i}-{source}")
+                elif i % 6 == 3:
+                    ledger.withdraw(source, "6", f"w-{n}-{i}-{source}")
+                elif source != target:
+                    ledger.transfer(source, target, "9", f"x-{n}-{i}-{hot[0]}")
+            except InsufficientFundsError:
+                pass
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n, x)) for n, x in enumerate(ledgers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    catch_up(database_url, uri)
+
+    assert errors == []
+    assert db.execute("SELECT count(*) FROM transfers WHERE state = 'completed'").fetchone()[0] > 0
+    assert verify(db, write_model_fold(make_store(uri)), stuck_before=T0) == []
+    [money] = money_in_flight(db).values()
+    assert (money.in_transit, money.balances) == (0, money.external)
