@@ -77,7 +77,7 @@ def transfer(
     from ledger.errors import InsufficientFundsError, WaitTimeoutError
 
     obj = context(ctx, json_out)
-    transfer_id = _transaction_id(obj, tx)
+    transfer_id = _transaction_id(obj, tx, "transfer id")
     with handled(obj, transfer_id):
         ledger = make_ledger(obj)
         try:

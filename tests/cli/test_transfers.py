@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 
 import pytest
 
@@ -151,3 +152,16 @@ def test_the_runner_s_process_manager_finishes_a_transfer_its_command_abandoned(
     assert (doc["state"], doc["replayed"]) == ("completed", True)
     assert cli.json("balance", payee)["balance"] == "25.00"
     assert cli.json("balance", account)["balance"] == "75.00"
+
+
+def test_a_transfer_without_an_id_gets_one_that_is_printed_for_a_retry(
+    cli: Cli, account: str
+) -> None:
+    payee = opened(cli)
+
+    result = cli.ok("transfer", account, payee, "1.00", "--json")
+
+    [generated] = re.findall(r"transfer id: (tx-[0-9a-f]{32})", result.stderr)
+    assert json.loads(result.stdout)["transfer_id"] == generated
+    again = cli.json("transfer", account, payee, "1.00", "--tx", generated)
+    assert again["replayed"] is True
