@@ -229,3 +229,15 @@ class TransferNotFoundError(BusinessRuleError):
 
     def __init__(self, transfer_id: str) -> None:
         super().__init__(f"transfer {transfer_id!r} not found")
+
+
+class StepOutsideWindowError(LedgerError):
+    """A transfer's step may be older than the idempotency window: search the stream first."""
+
+    def __init__(self, account_id: str, after_revision: int) -> None:
+        super().__init__(
+            f"account {account_id!r} has had more postings since revision {after_revision} "
+            "than its idempotency window holds; search them for the step first"
+        )
+        self.account_id = account_id
+        self.after_revision = after_revision

@@ -201,8 +201,9 @@ class Ledger:
         if from_account == to_account:
             raise SameAccountError(from_account)
         state, position = self.transfers.load(transfer_id)
+        revisions = (-1, -1)
         if state.status is TransferStatus.NEW:
-            currency = self._transfer_currency(from_account, to_account)
+            currency, revisions = self._transfer_accounts(from_account, to_account)
         else:
             currency = state.currency  # a replay is compared with the transfer as requested
         fields = {
@@ -213,6 +214,8 @@ class Ledger:
             "amount": to_minor_units(amount, currency),
             "currency": currency,
             "description": description,
+            "from_revision": revisions[0],
+            "to_revision": revisions[1],
         }
         command = make_command(RequestTransfer, fields)
         state, position, replayed = self.transfers.request(command, (state, position))
@@ -221,8 +224,9 @@ class Ledger:
             raise result.refusal
         return TransferOutcome(result.state, replayed, result.state.posting_position)
 
-    def _transfer_currency(self, from_account: str, to_account: str) -> str:
-        """The currency of a new transfer; refuse it when an account rule already forbids it."""
+    def _transfer_accounts(self, from_account: str, to_account: str) -> tuple[str, tuple[int, int]]:
+        """The currency of a new transfer and its accounts' revisions (every leg will come
+        after them); refuse it when an account rule already forbids it."""
         # A cached state may be behind the store, which is enough here: the currency never
         # changes, and an account closed since is refused by the step that posts on it.
         source, target = self.handler.current(from_account), self.handler.current(to_account)
@@ -233,7 +237,7 @@ class Ledger:
                 raise AccountClosedError(account_id)
         if target.currency != source.currency:
             raise CurrencyMismatchError(to_account, target.currency, source.currency)
-        return source.currency
+        return source.currency, (source.revision, target.revision)
 
     def transfer_state(self, transfer_id: str) -> TransferState:
         """A consistent read: the transfer folded from its stream right now."""

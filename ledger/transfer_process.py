@@ -22,12 +22,14 @@ from ledger.accounts.commands import (
     transfer_transaction_id,
 )
 from ledger.accounts.decider import find_transaction
+from ledger.accounts.events import Posting
 from ledger.errors import (
     AccountClosedError,
     AccountNotFoundError,
     BusinessRuleError,
     ConcurrencyConflictError,
     CurrencyMismatchError,
+    StepOutsideWindowError,
 )
 from ledger.handler import CommandHandler, handle_now
 from ledger.store import VersionConflict
@@ -192,47 +194,66 @@ class TransferProcess:
     ) -> tuple[AnyTransferCommand | None, BusinessRuleError | None]:
         """Post the step on its account: what to record of it, and the refusal if any."""
         to_source = step is not TransferStep.CREDIT
-        account, counterparty = (
-            (state.from_account, state.to_account)
+        account, counterparty, since = (
+            (state.from_account, state.to_account, state.from_revision)
             if to_source
-            else (state.to_account, state.from_account)
+            else (state.to_account, state.from_account, state.to_revision)
         )
-        leg = make_command(
-            PostTransferLeg,
-            {
-                "account_id": account,
-                "now": self.clock(),
-                "meta": self._meta(state.transfer_id, step.value),
-                "transfer_id": state.transfer_id,
-                "step": step,
-                "counterparty": counterparty,
-                "amount": state.amount,
-                "currency": state.currency,
-                "description": state.description,
-            },
-        )
+        fields = {
+            "account_id": account,
+            "now": self.clock(),
+            "meta": self._meta(state.transfer_id, step.value),
+            "transfer_id": state.transfer_id,
+            "step": step,
+            "counterparty": counterparty,
+            "amount": state.amount,
+            "currency": state.currency,
+            "description": state.description,
+            "since_revision": since,
+        }
         tid, now = state.transfer_id, self.clock()
-        try:
-            outcome = handle_now(self.handler, leg, self.clock)
-        except BusinessRuleError as exc:
-            if step is TransferStep.DEBIT:
-                return RecordRejection(transfer_id=tid, now=now, reason=str(exc)), exc
-            if step is TransferStep.CREDIT and isinstance(exc, PERMANENT_CREDIT_REFUSALS):
-                return RecordCreditRefusal(transfer_id=tid, now=now, reason=str(exc)), exc
-            log.warning("transfer %s stays in transit: %s", tid, exc)
-            return None, None
+        searched_to = -1
+        while True:
+            leg = make_command(PostTransferLeg, {**fields, "searched_to": searched_to})
+            try:
+                outcome = handle_now(self.handler, leg, self.clock)
+                balance, at = outcome.balance, outcome.commit_position
+                break
+            except StepOutsideWindowError as exc:
+                # Too many postings since the transfer began for the window to remember them
+                # all: the step is looked for in the stream itself before it is posted.
+                posted, searched_to = self._search(account, leg, exc.after_revision)
+                if posted is not None:
+                    balance, at = posted
+                    break
+            except BusinessRuleError as exc:
+                if step is TransferStep.DEBIT:
+                    return RecordRejection(transfer_id=tid, now=now, reason=str(exc)), exc
+                if step is TransferStep.CREDIT and isinstance(exc, PERMANENT_CREDIT_REFUSALS):
+                    return RecordCreditRefusal(transfer_id=tid, now=now, reason=str(exc)), exc
+                log.warning("transfer %s stays in transit: %s", tid, exc)
+                return None, None
         match step:
             case TransferStep.DEBIT:
                 debited = RecordDebit(
-                    transfer_id=tid,
-                    now=now,
-                    from_balance=outcome.balance,
-                    posting_position=outcome.commit_position,
+                    transfer_id=tid, now=now, from_balance=balance, posting_position=at
                 )
                 return debited, None
             case TransferStep.CREDIT:
-                at = outcome.commit_position
                 return RecordCredit(transfer_id=tid, now=now, posting_position=at), None
             case TransferStep.REFUND:
-                at = outcome.commit_position
                 return RecordRefund(transfer_id=tid, now=now, posting_position=at), None
+
+    def _search(
+        self, account: str, leg: PostTransferLeg, after: int
+    ) -> tuple[tuple[int, int] | None, int]:
+        """The step's posting after revision `after` — (balance after, position) or None —
+        and the last revision searched."""
+        transaction_id = transfer_transaction_id(leg.transfer_id, leg.step)
+        last = after
+        for stored in self.handler.store.read(account, from_revision=after + 1):
+            last = stored.revision
+            event = stored.event
+            if isinstance(event, Posting) and event.transaction_id == transaction_id:
+                return (event.balance_after, stored.commit_position), last
+        return None, last

@@ -180,6 +180,10 @@ class PostTransferLeg(Command):
     amount: Annotated[int, Field(gt=0)]
     currency: Currency
     description: Description = ""
+    # The step can only be on the account after this revision (-1: anywhere); postings up to
+    # `searched_to` were searched for it already.
+    since_revision: int = -1
+    searched_to: int = -1
 
 
 AccountCommand = (

@@ -30,7 +30,7 @@ from ledger.accounts.events import (
     PostingKind,
     PostingReversed,
 )
-from ledger.accounts.window import Content, TransactionRecord, TransactionWindow
+from ledger.accounts.window import WINDOW_SIZE, Content, TransactionRecord, TransactionWindow
 from ledger.errors import (
     AccountAlreadyOpenError,
     AccountClosedError,
@@ -44,6 +44,7 @@ from ledger.errors import (
     NotReversibleError,
     OverdraftLimitTooLowError,
     PostingNotFoundError,
+    StepOutsideWindowError,
     TransactionConflictError,
 )
 from ledger.money import MAX_BALANCE, to_minor_units
@@ -397,6 +398,11 @@ def _transfer_leg(command: PostTransferLeg, state: State) -> list[AccountEvent]:
     # As for a deposit, a replay is answered first: the step was done once already.
     if _is_replay(state, command.account_id, transaction_id, content):
         return []
+    # Every posting after revision `state.revision - WINDOW_SIZE` is in the window; one between
+    # the transfer's start and that revision, not searched yet, could be this very step.
+    searched = max(command.since_revision, command.searched_to)
+    if command.since_revision >= 0 and searched < state.revision - WINDOW_SIZE:
+        raise StepOutsideWindowError(command.account_id, searched)
     if state.currency != command.currency:
         raise CurrencyMismatchError(command.account_id, state.currency, command.currency)
     if command.step is not TransferStep.REFUND:

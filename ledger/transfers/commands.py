@@ -27,6 +27,8 @@ class RequestTransfer(TransferCommand):
     amount: Annotated[int, Field(gt=0)]
     currency: Currency
     description: Description = ""
+    from_revision: int = -1  # the accounts' revisions as the request saw them (-1: unknown)
+    to_revision: int = -1
 
     @model_validator(mode="after")
     def _two_accounts(self) -> RequestTransfer:

@@ -71,6 +71,8 @@ class TransferState(NamedTuple):
     reason: str = ""
     refunded: bool = False
     posting_position: int = 0  # the $all position of its latest posting on an account
+    from_revision: int = -1  # the accounts' revisions when requested: legs come after them
+    to_revision: int = -1
     revision: int = -1
 
     @property
@@ -101,6 +103,8 @@ def evolve_transfer(state: TransferState, event: AnyTransferEvent) -> TransferSt
                 currency=event.currency,
                 description=event.description,
                 requested_at=event.occurred_at,
+                from_revision=event.from_revision,
+                to_revision=event.to_revision,
             )
         case TransferDebited(from_balance=balance, posting_position=at):
             return state._replace(
@@ -168,6 +172,8 @@ def decide_transfer(command: AnyTransferCommand, state: TransferState) -> list[A
                         amount=command.amount,
                         currency=command.currency,
                         description=command.description,
+                        from_revision=command.from_revision,
+                        to_revision=command.to_revision,
                     )
                 ]
             if not same_request(command, state):

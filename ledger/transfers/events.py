@@ -27,6 +27,9 @@ class TransferRequested(TransferEvent):
     amount: Annotated[int, Field(gt=0)]
     currency: str
     description: str
+    # The accounts' revisions when requested (-1: unknown): every leg comes after them.
+    from_revision: int = -1
+    to_revision: int = -1
 
 
 class TransferDebited(TransferEvent):

@@ -40,6 +40,8 @@ EXPECTED_EXIT_CODES = {
     "CurrencyMismatchError": 1,
     "TransferConflictError": 1,
     "TransferNotFoundError": 1,
+    # Handled inside the transfer process (it searches the stream); never a user's error.
+    "StepOutsideWindowError": 70,
 }
 
 PROJECT = Path(__file__).resolve().parents[2]

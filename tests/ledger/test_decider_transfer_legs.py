@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from ledger.accounts.commands import PostTransferLeg, Reverse, TransferStep, make_command
+from ledger.accounts.decider import decide
 from ledger.accounts.events import (
     MoneyDeposited,
     MoneyWithdrawn,
@@ -14,12 +15,14 @@ from ledger.accounts.events import (
     deserialise_event,
     serialise_event,
 )
+from ledger.accounts.window import WINDOW_SIZE
 from ledger.errors import (
     AccountClosedError,
     CurrencyMismatchError,
     InsufficientFundsError,
     InvalidInputError,
     NotReversibleError,
+    StepOutsideWindowError,
 )
 from tests.ledger.scenario import (
     ACCOUNT,
@@ -146,3 +149,17 @@ def test_transfer_fields_round_trip_and_plain_postings_keep_their_stored_form() 
     assert deserialise_event(event_type, data, 1) == event
     _, plain = serialise_event(deposited("t1", 100, 100))
     assert b"transfer_id" not in plain and b"counterparty" not in plain
+
+
+def test_a_step_beyond_the_window_must_be_searched_for_before_it_is_posted() -> None:
+    history = [opened(), deposited("t1", 100_000, 100_000)]
+    history += [deposited(f"d{i}", 1, 100_001 + i) for i in range(WINDOW_SIZE + 1)]
+    state = given(*history).state
+    beyond = leg(TransferStep.DEBIT, since_revision=1)
+
+    given(*history).when(beyond).then_raises(StepOutsideWindowError)
+    searched = leg(TransferStep.DEBIT, since_revision=1, searched_to=state.revision)
+    [posted] = decide(searched, state)
+    assert (posted.transaction_id, posted.amount) == ("x1/debit", -300)
+    recent = leg(TransferStep.DEBIT, since_revision=state.revision - WINDOW_SIZE)
+    assert len(decide(recent, state)) == 1  # all since then is in the window: no search
