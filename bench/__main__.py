@@ -15,6 +15,7 @@ from bench import (
     grpc_ceiling,
     plots,
     projections_bench,
+    transfers_bench,
 )
 from bench.harness import Benchmark, Run, write_readme_section, write_results
 
@@ -22,6 +23,7 @@ SUITES: dict[str, Benchmark] = {
     "esdblite": esdblite_bench.run,
     "ceiling": grpc_ceiling.run,
     "commands": commands_bench.run,
+    "transfers": transfers_bench.run,
     "projections": projections_bench.run,
     "cli": cli_bench.run,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -11,6 +12,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +53,7 @@ TARGETS: dict[str, Target] = {
     "projector_rss_mb_max": Target("<=", 200),
     "cli_wall_ms_median": Target("<=", 500),
     "commands_vs_peer": Target(">=", 1),
+    "transfer_to_deposit_p50": Target("<=", 3),
     "projection_vs_peer": Target(">=", 1),
 }
 
@@ -143,6 +147,8 @@ RATIOS: dict[str, tuple[str, str]] = {
     "single_append_to_ceiling": ("esdblite_append_single_per_s", "grpc_append_ceiling_per_s"),
     # Only the path of one call per append is bounded by a call's cost; pipelined ones are not.
     "unary_commands_to_ceiling": ("unary_commands_per_s", "grpc_batch_append_ceiling_per_s"),
+    # A transfer is five appends; the issue's target is a p50 within 3x a deposit's.
+    "transfer_to_deposit_p50": ("transfer_p50_ms", "transfer_deposit_p50_ms"),
 }
 
 
@@ -235,6 +241,34 @@ def stop_child(child: subprocess.Popen[Any], name: str, timeout: float = 30.0) -
             raise RuntimeError(f"{name} did not stop within {timeout:g} s of SIGTERM") from None
     if child.returncode != 0:
         raise RuntimeError(f"{name} exited with {child.returncode} instead of 0 on SIGTERM")
+
+
+def timed_clients(count: int, client: Callable[[int, Callable[[], object]], None]) -> float:
+    """Run `count` client threads and time them from a common start: each calls the `ready`
+    it is given once set up; the first error of any is raised once all are done."""
+    start = threading.Barrier(count + 1)
+    errors: list[BaseException] = []
+
+    def body(number: int) -> None:
+        try:
+            client(number, lambda: start.wait())
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    # A client that fails breaks the barrier; its error is raised once every thread is done.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return elapsed
 
 
 def percentile(samples: list[float], q: float) -> float:

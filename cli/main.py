@@ -7,7 +7,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from cli.commands import accounts, projections, reports, stack
+from cli.commands import accounts, projections, reports, stack, transfers
 from cli.context import Context
 from cli.errors import EXIT_CODES_HELP, ExitCode
 from cli.render import Output
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 # Without a name, a group's commands join the top level (in this order, each in its panel).
 app.add_typer(accounts.app)
+app.add_typer(transfers.app)
 app.add_typer(reports.app)
 app.add_typer(stack.app)
 app.add_typer(projections.app, name="projections", rich_help_panel="Projections")

@@ -59,6 +59,8 @@ def consistent_statement(
             e.balance_after,
             e.description,
             e.occurred_at,
+            e.transfer_id,
+            e.counterparty,
         )
         for stored in store.read(account)
         if isinstance(e := stored.event, Posting)
@@ -93,6 +95,8 @@ def show_statement(
             "transaction_id": p.transaction_id,
             "description": p.description,
             "occurred_at": p.occurred_at.astimezone(dt.UTC).isoformat(),
+            "transfer_id": p.transfer_id,
+            "counterparty": p.counterparty,
         }
         for p in st.postings
     ]
@@ -121,13 +125,18 @@ def show_statement(
         "balance_after",
         "transaction_id",
         "description",
+        "transfer_id",
+        "counterparty",
     ]
-    rows = [[str(p[k]) for k in columns] for p in postings]
+    rows = [["" if p[k] is None else str(p[k]) for k in columns] for p in postings]
+    # The table shows the transfer columns only when a line is a transfer's leg, so that a
+    # statement without transfers keeps its width.
+    shown = len(columns) if any(p.transfer_id for p in st.postings) else len(columns) - 2
     if fmt == "table":
         for row, posting in zip(rows, st.postings, strict=True):
             row[1] = posting.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     if fmt == "csv":
-        obj.output.csv(columns, rows, text_columns={5, 6})
+        obj.output.csv(columns, rows, text_columns={5, 6, 7})
         return
     period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
     obj.output.table(
@@ -141,6 +150,8 @@ def show_statement(
             ("balance", "right"),
             ("transaction", "left"),
             ("description", "left"),
-        ],
-        rows,
+            ("transfer", "left"),
+            ("counterparty", "left"),
+        ][:shown],
+        [row[:shown] for row in rows],
     )

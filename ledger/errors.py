@@ -194,3 +194,50 @@ class BalanceOutOfBoundsError(BusinessRuleError):
         self.amount = amount
         self.bound = bound
         self.currency = currency
+
+
+class SameAccountError(InvalidInputError):
+    """A transfer names the same account as its source and its destination."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"a transfer needs two different accounts, got {account_id!r} twice")
+
+
+class CurrencyMismatchError(BusinessRuleError):
+    """A transfer's accounts, or a transfer and an account, are in different currencies."""
+
+    def __init__(self, account_id: str, currency: str, expected: str) -> None:
+        super().__init__(
+            f"account {account_id!r} is in {currency}, the transfer is in {expected}: "
+            "a transfer moves money between accounts of one currency"
+        )
+
+
+class TransferConflictError(BusinessRuleError):
+    """The transfer id was already used for a different transfer."""
+
+    def __init__(self, transfer_id: str) -> None:
+        super().__init__(
+            f"transfer id {transfer_id!r} was already used for a different transfer "
+            "(other accounts, amount or description)"
+        )
+        self.transfer_id = transfer_id
+
+
+class TransferNotFoundError(BusinessRuleError):
+    """No transfer has this id."""
+
+    def __init__(self, transfer_id: str) -> None:
+        super().__init__(f"transfer {transfer_id!r} not found")
+
+
+class StepOutsideWindowError(LedgerError):
+    """A transfer's step may be older than the idempotency window: search the stream first."""
+
+    def __init__(self, account_id: str, after_revision: int) -> None:
+        super().__init__(
+            f"account {account_id!r} has had more postings since revision {after_revision} "
+            "than its idempotency window holds; search them for the step first"
+        )
+        self.account_id = account_id
+        self.after_revision = after_revision

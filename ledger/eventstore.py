@@ -22,7 +22,19 @@ from ledger.accounts.events import AccountEvent
 from ledger.errors import ServiceUnavailableError
 from ledger.pipeline import BatchAppendPipeline
 from ledger.store import StoredEvent, VersionConflict, decode_event, encode_events
-from ledger.streams import ACCOUNT_STREAM_PREFIX, account_stream, snapshot_stream
+from ledger.streams import (
+    ACCOUNT_STREAM_PREFIX,
+    TRANSFER_STREAM_PREFIX,
+    account_stream,
+    snapshot_stream,
+    transfer_stream,
+)
+from ledger.transfer_store import (
+    StoredTransferEvent,
+    decode_transfer_event,
+    encode_transfer_events,
+)
+from ledger.transfers.events import AnyTransferEvent
 
 log = logging.getLogger("ledger.eventstore")
 
@@ -207,3 +219,68 @@ class AccountEventStore:
         """The commit position of the newest event in the store (0 when none)."""
         with _translated("reading the store's position"):
             return int(self.client.get_commit_position())
+
+    def read_transfer(self, transfer_id: str) -> list[StoredTransferEvent]:
+        """The transfer's events; empty when its stream does not exist."""
+        with _translated("reading a transfer"):
+            try:
+                recorded = self.client.get_stream(transfer_stream(transfer_id))
+            except NotFound:
+                return []
+        return [
+            decode_transfer_event(r.stream_position, r.commit_position or 0, r.type, r.data)
+            for r in recorded
+        ]
+
+    def append_transfer(
+        self,
+        transfer_id: str,
+        *,
+        expected_revision: int,
+        events: Sequence[AnyTransferEvent],
+        meta: CommandMeta,
+    ) -> int:
+        """Append at exactly the revision read (-1: a new stream); return the commit position."""
+        encoded = encode_transfer_events(
+            transfer_id, expected_revision=expected_revision, events=events, meta=meta
+        )
+        new_events = [
+            NewEvent(
+                id=e.id,
+                type=e.type,
+                data=e.data,
+                metadata=e.metadata,
+                content_type="application/json",
+            )
+            for e in encoded
+        ]
+        current = StreamState.NO_STREAM if expected_revision < 0 else expected_revision
+        with _translated("appending to a transfer"):
+            try:
+                return self.client.append_to_stream(
+                    transfer_stream(transfer_id), current_version=current, events=new_events
+                )
+            except WrongCurrentVersion as exc:
+                raise VersionConflict(str(exc)) from exc
+
+    def read_all_transfers(
+        self, *, from_position: int = 0
+    ) -> Iterator[tuple[str, StoredTransferEvent]]:
+        """(transfer id, event) of every transfer event in $all order, from a position on."""
+        with _translated("reading $all"):
+            recorded = self.client.read_all(
+                commit_position=from_position or None,
+                filter_include=[TRANSFER_STREAM_PREFIX + ".*"],
+                filter_by_stream_name=True,
+            )
+            try:
+                for r in recorded:
+                    if r.stream_name.startswith(TRANSFER_STREAM_PREFIX):
+                        yield (
+                            r.stream_name[len(TRANSFER_STREAM_PREFIX) :],
+                            decode_transfer_event(
+                                r.stream_position, r.commit_position or 0, r.type, r.data
+                            ),
+                        )
+            finally:
+                recorded.stop()

@@ -8,6 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from ledger.accounts.commands import (
     AccountCommand,
@@ -15,10 +16,18 @@ from ledger.accounts.commands import (
     Deposit,
     Reverse,
     Withdraw,
+    make_command,
 )
-from ledger.accounts.decider import State, decide, evolve, find_transaction, initial_state
+from ledger.accounts.decider import (
+    State,
+    Status,
+    decide,
+    evolve,
+    find_transaction,
+    initial_state,
+)
 from ledger.accounts.snapshot import state_from_snapshot, state_to_snapshot
-from ledger.errors import ConcurrencyConflictError, LedgerError
+from ledger.errors import ConcurrencyConflictError, EarlierThanLastEventError, LedgerError
 from ledger.store import EventStore, VersionConflict
 
 
@@ -80,6 +89,16 @@ class CommandHandler:
             if snapshot is not None and snapshot.account_id == account_id:
                 state = snapshot
         return self._catch_up(account_id, state)
+
+    def current(self, account_id: str) -> State:
+        """The account as this handler last saw it (cached), else loaded; may be behind the
+        store, so only for what a later decision re-checks."""
+        state = self._cached(account_id)
+        if state is None:
+            state = self.load(account_id)
+            if state.status is not Status.NEW:
+                self._remember(account_id, state)
+        return state
 
     def _catch_up(self, account_id: str, state: State) -> State:
         for stored in self.store.read(account_id, from_revision=state.revision + 1):
@@ -201,3 +220,28 @@ class CommandHandler:
             state.currency,
             replayed=True,
         )
+
+
+def handle_now(
+    handler: CommandHandler, command: AccountCommand, clock: Callable[[], datetime]
+) -> Outcome:
+    """Handle a command stamped with the clock, re-stamped when a later event overtook it.
+
+    The clock is read before the account is loaded: another writer may append a later event
+    in between, and the handler re-decides the same command on that conflict. Such a command
+    is not backdated, only overtaken, so it is decided again at a fresh reading of the clock,
+    as boundedly as a conflict; a clock still behind the account's last event is refused.
+    """
+    for _ in range(handler.max_attempts):
+        try:
+            return handler.handle(command)
+        except EarlierThanLastEventError as exc:
+            now = clock()
+            if now < exc.last_event_at:
+                raise
+            command = make_command(type(command), {**dict(command), "now": now})
+    raise ConcurrencyConflictError(
+        f"account {command.account_id} kept receiving later postings while the command was "
+        f"being decided ({handler.max_attempts} attempts); it is safe to retry with "
+        "the same transaction id"
+    )

@@ -9,7 +9,13 @@ from typing import NamedTuple
 from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountEvent
 from ledger.store import EncodedEvent, StoredEvent, VersionConflict, decode_event, encode_events
-from ledger.streams import account_stream
+from ledger.streams import account_stream, transfer_stream
+from ledger.transfer_store import (
+    StoredTransferEvent,
+    decode_transfer_event,
+    encode_transfer_events,
+)
+from ledger.transfers.events import AnyTransferEvent
 
 
 class _Record(NamedTuple):
@@ -31,6 +37,7 @@ class InMemoryEventStore:
     def __init__(self) -> None:
         self._streams: dict[str, list[_Record]] = {}
         self._snapshots: dict[str, list[bytes]] = {}
+        self._transfers: dict[str, list[_Record]] = {}
         self._position = 0
         self._lock = threading.Lock()
 
@@ -72,18 +79,9 @@ class InMemoryEventStore:
         encoded = encode_events(
             account_id, expected_revision=expected_revision, events=events, meta=meta
         )
-        with self._lock:
-            stream = self._streams.get(account_id, [])
-            current = len(stream) - 1
-            if expected_revision < current:
-                return _repeated(account_id, stream, expected_revision, encoded)
-            if expected_revision > current:
-                raise _conflict(account_id, expected_revision, current)
-            for event in encoded:
-                self._position += 1
-                stream.append(_Record(event, self._position))
-            self._streams[account_id] = stream
-            return self._position
+        return self._append(
+            self._streams, account_id, account_stream(account_id), expected_revision, encoded
+        )
 
     def read_snapshot(self, account_id: str) -> bytes | None:
         """The newest snapshot's data, or None."""
@@ -102,6 +100,68 @@ class InMemoryEventStore:
         with self._lock:
             return self._position
 
+    def read_transfer(self, transfer_id: str) -> list[StoredTransferEvent]:
+        """The transfer's events; empty when its stream does not exist."""
+        with self._lock:
+            records = list(self._transfers.get(transfer_id, []))
+        return [_decode_transfer(i, r) for i, r in enumerate(records)]
+
+    def append_transfer(
+        self,
+        transfer_id: str,
+        *,
+        expected_revision: int,
+        events: Sequence[AnyTransferEvent],
+        meta: CommandMeta,
+    ) -> int:
+        """Append at exactly the revision read (-1: a new stream); return the commit position."""
+        encoded = encode_transfer_events(
+            transfer_id, expected_revision=expected_revision, events=events, meta=meta
+        )
+        name = transfer_stream(transfer_id)
+        return self._append(self._transfers, transfer_id, name, expected_revision, encoded)
+
+    def _append(
+        self,
+        streams: dict[str, list[_Record]],
+        key: str,
+        name: str,
+        expected_revision: int,
+        encoded: list[EncodedEvent],
+    ) -> int:
+        """Append at exactly the expected revision, as EventStoreDB checks it."""
+        with self._lock:
+            stream = streams.get(key, [])
+            current = len(stream) - 1
+            if expected_revision < current:
+                return _repeated(name, stream, expected_revision, encoded)
+            if expected_revision > current:
+                raise _conflict(name, expected_revision, current)
+            for event in encoded:
+                self._position += 1
+                stream.append(_Record(event, self._position))
+            streams[key] = stream
+            return self._position
+
+    def read_all_transfers(
+        self, *, from_position: int = 0
+    ) -> Iterator[tuple[str, StoredTransferEvent]]:
+        """(transfer id, event) of every transfer event in $all order, from a position on."""
+        with self._lock:
+            found = [
+                (record.commit_position, transfer_id, revision, record)
+                for transfer_id, stream in self._transfers.items()
+                for revision, record in enumerate(stream)
+                if record.commit_position >= from_position
+            ]
+        for _, transfer_id, revision, record in sorted(found, key=lambda f: f[0]):
+            yield transfer_id, _decode_transfer(revision, record)
+
+
+def _decode_transfer(revision: int, record: _Record) -> StoredTransferEvent:
+    e = record.encoded
+    return decode_transfer_event(revision, record.commit_position, e.type, e.data)
+
 
 def _decode(revision: int, record: _Record) -> StoredEvent:
     e = record.encoded
@@ -109,7 +169,7 @@ def _decode(revision: int, record: _Record) -> StoredEvent:
 
 
 def _repeated(
-    account_id: str, stream: list[_Record], expected_revision: int, encoded: list[EncodedEvent]
+    name: str, stream: list[_Record], expected_revision: int, encoded: list[EncodedEvent]
 ) -> int:
     """The original position when every event is already there at its revision, else conflict."""
     current = len(stream) - 1
@@ -119,12 +179,10 @@ def _repeated(
         or revisions[-1] > current
         or any(stream[r].encoded.id != e.id for r, e in zip(revisions, encoded, strict=True))
     ):
-        raise _conflict(account_id, expected_revision, current)
+        raise _conflict(name, expected_revision, current)
     return stream[revisions[-1]].commit_position
 
 
-def _conflict(account_id: str, expected: int, current: int) -> VersionConflict:
+def _conflict(name: str, expected: int, current: int) -> VersionConflict:
     shown = "no stream" if current < 0 else current
-    return VersionConflict(
-        f"stream {account_stream(account_id)}: expected revision {expected}, current {shown}"
-    )
+    return VersionConflict(f"stream {name}: expected revision {expected}, current {shown}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +22,27 @@ from ledger.accounts.commands import (
 from ledger.accounts.decider import State, Status
 from ledger.accounts.ids import check_account_id, check_transaction_id
 from ledger.errors import (
+    AccountClosedError,
     AccountNotFoundError,
-    ConcurrencyConflictError,
-    EarlierThanLastEventError,
+    CurrencyMismatchError,
+    SameAccountError,
+    TransferNotFoundError,
 )
-from ledger.handler import CommandHandler, Outcome
+from ledger.handler import CommandHandler, Outcome, handle_now
+from ledger.money import to_minor_units
+from ledger.transfer_process import TransferProcess
+from ledger.transfer_store import TransferStore
+from ledger.transfers.commands import RequestTransfer
+from ledger.transfers.decider import TransferState, TransferStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOutcome:
+    """What a transfer command did: the transfer as it stands and where it is in $all."""
+
+    state: TransferState
+    replayed: bool  # the transfer id had been requested before, with the same content
+    commit_position: int  # of its latest posting on an account (0: none)
 
 
 def new_transaction_id() -> str:
@@ -37,11 +54,19 @@ class Ledger:
     """Open, deposit, withdraw, reverse, set the overdraft limit, close; read an account."""
 
     def __init__(
-        self, handler: CommandHandler, *, clock: Callable[[], datetime], actor: str
+        self,
+        handler: CommandHandler,
+        *,
+        clock: Callable[[], datetime],
+        actor: str,
+        transfers: TransferStore | None = None,
     ) -> None:
         self.handler = handler
         self.clock = clock
         self.actor = actor
+        # Both event stores hold transfer streams too; a test may pass another.
+        store: Any = transfers if transfers is not None else handler.store
+        self.transfers = TransferProcess(handler, store, clock=clock, actor=actor)
 
     def _command(
         self,
@@ -62,24 +87,7 @@ class Ledger:
         return command
 
     def _handle(self, command: AccountCommand) -> Outcome:
-        # The clock is read before the account is loaded: another writer may append a later
-        # event in between, and the handler re-decides the same command on that conflict. Such
-        # a command is not backdated, only overtaken, so it is decided again at a fresh reading
-        # of the clock, as boundedly as a conflict; a clock still behind the account's last
-        # event is refused.
-        for _ in range(self.handler.max_attempts):
-            try:
-                return self.handler.handle(command)
-            except EarlierThanLastEventError as exc:
-                now = self.clock()
-                if now < exc.last_event_at:
-                    raise
-                command = make_command(type(command), {**dict(command), "now": now})
-        raise ConcurrencyConflictError(
-            f"account {command.account_id} kept receiving later postings while the command was "
-            f"being decided ({self.handler.max_attempts} attempts); it is safe to retry with "
-            "the same transaction id"
-        )
+        return handle_now(self.handler, command, self.clock)
 
     def open_account(
         self,
@@ -171,4 +179,70 @@ class Ledger:
         state = self.handler.load(account_id)
         if state.status is Status.NEW:
             raise AccountNotFoundError(account_id)
+        return state
+
+    def transfer(
+        self,
+        from_account: str,
+        to_account: str,
+        amount: str,
+        transfer_id: str,
+        description: str = "",
+    ) -> TransferOutcome:
+        """Move money between two open accounts of one currency, run to a final state.
+
+        The same transfer id and content again returns the transfer as it stands (finishing
+        it if a crash left it incomplete); other content under the id is refused. A transfer
+        that ends rejected or failed raises the rule that refused it.
+        """
+        check_transaction_id(transfer_id)
+        check_account_id(from_account)
+        check_account_id(to_account)
+        if from_account == to_account:
+            raise SameAccountError(from_account)
+        state, position = self.transfers.load(transfer_id)
+        revisions = (-1, -1)
+        if state.status is TransferStatus.NEW:
+            currency, revisions = self._transfer_accounts(from_account, to_account)
+        else:
+            currency = state.currency  # a replay is compared with the transfer as requested
+        fields = {
+            "transfer_id": transfer_id,
+            "now": self.clock(),
+            "from_account": from_account,
+            "to_account": to_account,
+            "amount": to_minor_units(amount, currency),
+            "currency": currency,
+            "description": description,
+            "from_revision": revisions[0],
+            "to_revision": revisions[1],
+        }
+        command = make_command(RequestTransfer, fields)
+        state, position, replayed = self.transfers.request(command, (state, position))
+        result = self.transfers.run(transfer_id, (state, position))
+        if result.refusal is not None and not replayed:
+            raise result.refusal
+        return TransferOutcome(result.state, replayed, result.state.posting_position)
+
+    def _transfer_accounts(self, from_account: str, to_account: str) -> tuple[str, tuple[int, int]]:
+        """The currency of a new transfer and its accounts' revisions (every leg will come
+        after them); refuse it when an account rule already forbids it."""
+        # A cached state may be behind the store, which is enough here: the currency never
+        # changes, and an account closed since is refused by the step that posts on it.
+        source, target = self.handler.current(from_account), self.handler.current(to_account)
+        for account_id, state in ((from_account, source), (to_account, target)):
+            if state.status is Status.NEW:
+                raise AccountNotFoundError(account_id)
+            if state.status is Status.CLOSED:
+                raise AccountClosedError(account_id)
+        if target.currency != source.currency:
+            raise CurrencyMismatchError(to_account, target.currency, source.currency)
+        return source.currency, (source.revision, target.revision)
+
+    def transfer_state(self, transfer_id: str) -> TransferState:
+        """A consistent read: the transfer folded from its stream right now."""
+        check_transaction_id(transfer_id)
+        state, _ = self.transfers.load(transfer_id)
+        if state.status is TransferStatus.NEW:
+            raise TransferNotFoundError(transfer_id)
         return state

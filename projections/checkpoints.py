@@ -37,3 +37,20 @@ def advance_checkpoint(
         " updated_at = now()",
         (slot, position),
     )
+
+
+class SlotCheckpoint:
+    """One slot's checkpoint on a connection of its own: the transfer process manager's."""
+
+    def __init__(self, conn: psycopg.Connection[Any], slot: str) -> None:
+        self.conn = conn
+        self.slot = slot
+
+    def load(self) -> int:
+        """The slot's committed position (0: none yet)."""
+        return read_checkpoints(self.conn, [self.slot])[self.slot]
+
+    def save(self, position: int) -> None:
+        """Move the slot forward (never back), committed at once."""
+        with self.conn.transaction():
+            advance_checkpoint(self.conn, self.slot, position)

@@ -28,11 +28,14 @@ class DailyTotalsProjection:
             return
         table = sql.Identifier("daily_totals" + suffix)
         query = sql.SQL(
-            "INSERT INTO {t} (currency, day, deposited, withdrawn, reversed, count) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (currency, day) DO UPDATE SET "
+            "INSERT INTO {t} (currency, day, deposited, withdrawn, reversed, count,"
+            " transferred_out, transferred_in) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (currency, day) DO UPDATE SET "
             "deposited = {t}.deposited + EXCLUDED.deposited, "
             "withdrawn = {t}.withdrawn + EXCLUDED.withdrawn, "
-            "reversed = {t}.reversed + EXCLUDED.reversed, count = {t}.count + EXCLUDED.count"
+            "reversed = {t}.reversed + EXCLUDED.reversed, count = {t}.count + EXCLUDED.count, "
+            "transferred_out = {t}.transferred_out + EXCLUDED.transferred_out, "
+            "transferred_in = {t}.transferred_in + EXCLUDED.transferred_in"
         ).format(t=table)
         cur.executemany(query, [(c, d, *v.columns()) for (c, d), v in totals.items()])
 

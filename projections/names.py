@@ -4,4 +4,4 @@ from __future__ import annotations
 
 # Each name is also the module projections/<name>.py that defines the projection as PROJECTION;
 # projections.applier.PROJECTIONS loads them in this order.
-PROJECTION_NAMES = ("balances", "statements", "daily_totals")
+PROJECTION_NAMES = ("balances", "statements", "daily_totals", "transfers")

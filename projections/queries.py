@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -86,7 +87,8 @@ def statement(
     with conn.cursor(row_factory=class_row(PostingRow)) as cur:
         rows = cur.execute(
             "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-            " description, occurred_at FROM account_statements WHERE account_id = %(account)s"
+            " description, occurred_at, transfer_id, counterparty FROM account_statements"
+            " WHERE account_id = %(account)s"
             " AND (%(start)s::timestamptz IS NULL OR occurred_at >= %(start)s)"
             " AND (%(end)s::timestamptz IS NULL OR occurred_at < %(end)s)"
             " ORDER BY revision DESC LIMIT %(limit)s",
@@ -105,7 +107,40 @@ def _last_posting_before(
     with conn.cursor(row_factory=class_row(PostingRow)) as cur:
         return cur.execute(
             "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-            " description, occurred_at FROM account_statements WHERE account_id = %s"
+            " description, occurred_at, transfer_id, counterparty FROM account_statements"
+            " WHERE account_id = %s"
             " AND occurred_at < %s ORDER BY revision DESC LIMIT 1",
             (account_id, _day_start(day)),
+        ).fetchall()
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """A transfer as the transfers read model has it."""
+
+    transfer_id: str
+    from_account: str
+    to_account: str
+    amount: int
+    currency: str
+    state: str
+    description: str
+    debited_at: dt.datetime | None
+    credited_at: dt.datetime | None
+    refunded_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+def list_transfers(
+    conn: psycopg.Connection[Any], *, account: str | None = None, state: str | None = None
+) -> list[TransferRow]:
+    """Transfers from or to `account` (None: all) in `state` (None: any), newest first."""
+    with conn.cursor(row_factory=class_row(TransferRow)) as cur:
+        return cur.execute(
+            "SELECT transfer_id, from_account, to_account, amount, currency, state, description,"
+            " debited_at, credited_at, refunded_at, updated_at FROM transfers"
+            " WHERE (%(account)s::text IS NULL OR from_account = %(account)s"
+            " OR to_account = %(account)s) AND (%(state)s::text IS NULL OR state = %(state)s)"
+            " ORDER BY updated_at DESC, transfer_id",
+            {"account": account, "state": state},
         ).fetchall()

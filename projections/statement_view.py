@@ -35,6 +35,8 @@ class PostingRow:
     balance_after: int
     description: str
     occurred_at: dt.datetime
+    transfer_id: str | None = None  # a transfer leg's transfer and the other account
+    counterparty: str | None = None
 
     @property
     def balance_before(self) -> int:

@@ -21,13 +21,29 @@ COLUMNS = (
     "balance_after",
     "description",
     "occurred_at",
+    "transfer_id",
+    "counterparty",
 )
 # The columns' types as the migration creates them: binary COPY sends each value in that type.
-TYPES = ("text", "int8", "int8", "uuid", "text", "text", "int8", "int8", "text", "timestamptz")
+TYPES = (
+    "text",
+    "int8",
+    "int8",
+    "uuid",
+    "text",
+    "text",
+    "int8",
+    "int8",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+)
 
 
 class StatementsProjection:
-    """Copies in a statement row for every posting (deposits, withdrawals, reversals)."""
+    """Copies in a statement row for every posting (deposits, withdrawals, reversals, transfer
+    legs with their transfer and counterparty)."""
 
     name = "statements"
     tables = ("account_statements",)
@@ -45,6 +61,8 @@ class StatementsProjection:
                 event.balance_after,
                 event.description,
                 event.occurred_at,
+                event.transfer_id,
+                event.counterparty,
             )
             for stored, event in events
             if isinstance(event, Posting)

@@ -3,6 +3,7 @@ compared both ways with the books folded up to that same $all position (later ev
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,13 +19,16 @@ from ledger.accounts.events import Posting
 from ledger.currency import CURRENCY_EXPONENTS, format_amount
 from projections.applier import PROJECTIONS
 from projections.checkpoints import read_checkpoints
+from projections.conservation import money_in_flight, stuck_transfers
 from projections.names import PROJECTION_NAMES
+from projections.transfers import transfer_row
 
 # The write model's books folded up to a $all position (ledger.writemodel.write_model_fold).
 WriteModelFold = Callable[[int], Books]
 
 WRONG, MISSING, EXTRA = "wrong value", "missing row", "extra row"
-COLUMNS = ("deposited", "withdrawn", "reversed", "count")  # of daily_totals, as DayTotals has them
+# Of daily_totals, in the order DayTotals has them.
+COLUMNS = ("deposited", "withdrawn", "reversed", "count", "transferred_out", "transferred_in")
 SHOWN = 3  # differences of one account spelled out in a violation; the rest are counted
 
 
@@ -82,9 +86,13 @@ def check(
     suffix: str = "",
     projections: Sequence[str] = PROJECTION_NAMES,
     since: int | None = None,
+    stuck_before: dt.datetime | None = None,
 ) -> Verification:
     """Compare each projection's tables (named with `suffix`) at its checkpoint with the books
-    at that position, both ways. `since` limits accounts to those that moved after it."""
+    at that position, both ways. `since` limits accounts to those that moved after it.
+
+    Then money in flight: per currency, balances + in transit = deposits - withdrawals, and
+    (with `stuck_before`) every transfer in transit since before that instant is reported."""
     found: list[Violation] = []
     lag: int | None = None
     with _one_snapshot(conn):
@@ -95,7 +103,63 @@ def check(
             for name in projections:
                 if slots[name + suffix] == position:
                     found += _COMPARE[name](conn, books, name_table(name, suffix), since)
+        if since is None:  # a sum over every account: no part of an incremental check
+            found += _money_in_flight(conn, slots, suffix, stuck_before)
     return Verification(found, slots, lag or 0)
+
+
+_IN_FLIGHT = ("balances", "daily_totals", "transfers")
+
+
+def _money_in_flight(
+    conn: psycopg.Connection[Any],
+    slots: dict[str, int],
+    suffix: str,
+    stuck_before: dt.datetime | None,
+) -> list[Violation]:
+    """Conservation per currency, checked when the three read models it adds up stand at one
+    position (otherwise a lag between them would look like money created or lost)."""
+    if any(name + suffix not in slots for name in _IN_FLIGHT):
+        return []
+    found = []
+    if len({slots[name + suffix] for name in _IN_FLIGHT}) == 1:
+        for c, m in money_in_flight(conn, suffix).items():
+            if m.balances + m.in_transit != m.external:
+                found.append(
+                    Violation(
+                        "money",
+                        WRONG,
+                        None,
+                        c,
+                        f"balances {money(m.balances, c)} + in transit {money(m.in_transit, c)} "
+                        f"!= deposits - withdrawals {money(m.external, c)}: off by "
+                        f"{money(m.balances + m.in_transit - m.external, c)}",
+                    )
+                )
+            if m.in_transit != m.legs_in_transit:
+                found.append(
+                    Violation(
+                        "money",
+                        WRONG,
+                        None,
+                        c,
+                        f"transfers in transit {money(m.in_transit, c)}, but the daily totals "
+                        f"of their legs leave {money(m.legs_in_transit, c)} in transit",
+                    )
+                )
+    if stuck_before is not None:
+        for tid, src, dst, amount, c, at in stuck_transfers(conn, stuck_before, suffix):
+            found.append(
+                Violation(
+                    "transfers",
+                    "stuck",
+                    src,
+                    None,
+                    f"transfer {tid} of {money(amount, c)} to {dst} has been in transit "
+                    f"since {at.isoformat()}: is the runner (its process manager) running?",
+                )
+            )
+    return found
 
 
 def verify(
@@ -105,9 +169,13 @@ def verify(
     suffix: str = "",
     projections: Sequence[str] = PROJECTION_NAMES,
     since: int | None = None,
+    stuck_before: dt.datetime | None = None,
 ) -> list[Violation]:
     """The violations `check` finds; an empty list means the read models are sound."""
-    return check(conn, fold, suffix=suffix, projections=projections, since=since).violations
+    found = check(
+        conn, fold, suffix=suffix, projections=projections, since=since, stuck_before=stuck_before
+    )
+    return found.violations
 
 
 def name_table(projection: str, suffix: str) -> str:
@@ -279,7 +347,8 @@ def _compare_daily_totals(
     found = []
     for currency, day, *totals in conn.execute(
         sql.SQL(
-            "SELECT currency, day, deposited, withdrawn, reversed, count FROM {} ORDER BY 1, 2"
+            "SELECT currency, day, deposited, withdrawn, reversed, count, transferred_out,"
+            " transferred_in FROM {} ORDER BY 1, 2"
         ).format(sql.Identifier(table))
     ):
         got, key = DayTotals(*map(int, totals)), f"{currency} {day.isoformat()}"
@@ -325,10 +394,93 @@ def _counted(items: Sequence[str], what: str) -> str:
     return ", ".join(items[:SHOWN]) + more
 
 
+def expected_transfers(books: Books) -> tuple[dict[str, dict[str, Any]], list[Violation]]:
+    """The transfers rows the books' transfer legs imply, and the legs that cannot be one
+    transfer's (a step posted twice, a credit and a refund, a leg without a debit)."""
+    rows: dict[str, dict[str, Any]] = {}
+    legs: dict[str, list[tuple[str, Posting]]] = {}
+    for account_id, postings in books.postings.items():
+        for posting in postings.values():
+            if posting.transfer_id is not None:
+                legs.setdefault(posting.transfer_id, []).append((account_id, posting))
+    found = []
+    for tid, posted in legs.items():
+        kinds = sorted(str(getattr(p, "kind", "")) for _, p in posted)
+        amounts = {abs(p.amount) for _, p in posted}
+        odd = len(set(kinds)) != len(kinds) or "transfer_out" not in kinds
+        if odd or len(kinds) > 2 or len(amounts) > 1:
+            account = posted[0][0]
+            found.append(
+                Violation(
+                    "transfers",
+                    WRONG,
+                    account,
+                    None,
+                    f"transfer {tid} has the legs {', '.join(kinds)} of amounts "
+                    f"{sorted(amounts)}: money was created or lost",
+                )
+            )
+        for account_id, posting in posted:
+            row = transfer_row(account_id, posting)
+            if row is None:
+                continue
+            had = rows.get(tid)
+            if had is None or had["state"] == "debited":
+                rows[tid] = row
+    return rows, found
+
+
+def _compare_transfers(
+    conn: psycopg.Connection[Any], books: Books, table: str, since: int | None
+) -> list[Violation]:
+    expected, found = expected_transfers(books)
+    fields = ("from_account", "to_account", "amount", "currency", "state")
+    got = {
+        tid: dict(zip(fields, rest, strict=True))
+        for tid, *rest in conn.execute(
+            sql.SQL(
+                "SELECT transfer_id, from_account, to_account, amount, currency, state FROM {}"
+            ).format(sql.Identifier(table))
+        )
+    }
+    for tid in sorted(set(got) | set(expected)):
+        row, want = got.get(tid), expected.get(tid)
+        if want is None:
+            assert row is not None
+            found.append(
+                Violation(
+                    table,
+                    EXTRA,
+                    row["from_account"],
+                    None,
+                    f"transfer {tid} ({row['state']}), but the store has no leg of it up to "
+                    f"position {books.position}",
+                )
+            )
+        elif row is None:
+            found.append(
+                Violation(
+                    table,
+                    MISSING,
+                    want["from_account"],
+                    None,
+                    f"no row for transfer {tid}, whose legs in the store make it {want['state']}",
+                )
+            )
+        elif diffs := [_differs(f, row[f], want[f]) for f in fields if row[f] != want[f]]:
+            found.append(
+                Violation(
+                    table, WRONG, want["from_account"], None, f"transfer {tid}: " + _joined(diffs)
+                )
+            )
+    return found
+
+
 _COMPARE: dict[
     str, Callable[[psycopg.Connection[Any], Books, str, int | None], list[Violation]]
 ] = {
     "balances": _compare_balances,
     "statements": _compare_statements,
     "daily_totals": _compare_daily_totals,
+    "transfers": _compare_transfers,
 }

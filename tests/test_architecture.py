@@ -20,6 +20,7 @@ DOMAIN = (
     "ledger.errors",
     "ledger.money",
     "ledger.streams",
+    "ledger.transfers",
 )
 # The write side's application and adapters, which the domain and the read side never import.
 WRITE_SIDE_SERVICES = (
@@ -28,6 +29,9 @@ WRITE_SIDE_SERVICES = (
     "ledger.memory_store",
     "ledger.pipeline",
     "ledger.service",
+    "ledger.transfer_manager",
+    "ledger.transfer_process",
+    "ledger.transfer_store",
     "ledger.writemodel",
 )
 IO_LIBRARIES = ("esdbclient", "grpc", "psycopg", "psycopg_pool", "typer", "rich")

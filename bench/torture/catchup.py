@@ -14,11 +14,13 @@ import psycopg
 
 from bench.torture.checks import check_commands, check_streams, unknown_outcomes
 from bench.torture.model_checks import check_read_models
-from bench.torture.reading import read_models, read_streams
+from bench.torture.reading import TransferRecord, read_models, read_streams, read_transfers
 from bench.torture.report import Report
 from bench.torture.schedule import ESDB
 from bench.torture.services import Services, log_tail
+from bench.torture.transfer_checks import check_money_in_flight, check_transfers
 from ledger.eventstore import AccountEventStore
+from ledger.transfers.decider import TransferState, evolve_transfer, initial_transfer_state
 from ledger.writemodel import write_model_fold
 from projections.consistency import wait_for_position
 from projections.verify import verify
@@ -34,10 +36,13 @@ def check_everything(
         services.restart(ESDB)
     if services.runner is None or services.runner.poll() is not None:
         services.start_runner()
+    # The runner's process manager finishes the transfers whose clients gave up on them.
+    transfers = _settled_transfers(services.eventstore_uri)
     streams = read_streams(services.eventstore_uri)
     report.events = sum(len(s) for s in streams.values())
     report.unknown = unknown_outcomes(streams, records)
     found = check_streams(streams) + check_commands(streams, records)
+    found += check_money_in_flight(streams, transfers) + check_transfers(transfers, records)
     head = max((e.position for s in streams.values() for e in s), default=0)
     with psycopg.connect(services.database_url, autocommit=True) as conn:
         if not _caught_up(conn, head):
@@ -53,6 +58,21 @@ def check_everything(
         finally:
             store.close()
     return found + _cli_verify(services)
+
+
+def _settled_transfers(uri: str) -> list[TransferRecord]:
+    """The transfer events once every transfer is final (or the deadline passed)."""
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT
+    while True:
+        transfers = read_transfers(uri)
+        states: dict[str, TransferState] = {}
+        for t in transfers:
+            states[t.transfer_id] = evolve_transfer(
+                states.get(t.transfer_id, initial_transfer_state), t.event
+            )
+        if all(s.final for s in states.values()) or time.monotonic() > deadline:
+            return transfers
+        time.sleep(0.2)
 
 
 def _caught_up(conn: psycopg.Connection[Any], head: int) -> bool:

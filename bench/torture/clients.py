@@ -29,9 +29,10 @@ from ledger.errors import (
 from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler, Outcome
 from ledger.money import format_minor_units
-from ledger.service import Ledger
+from ledger.service import Ledger, TransferOutcome
 
 RETRY_LIMIT = 40  # attempts per command whose outcome stays unknown
+TRANSFER_SHARE = 0.12  # of new commands: transfers between the hot accounts
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class _Client:
             return self.pending.popleft(), {"retry": True}
         spec = self.rng.choice(self.plan.accounts)
         account = spec.account_id
+        if self.rng.random() < TRANSFER_SHARE:
+            return self._transfer(spec)
         r = self.rng.random()
         description = self.rng.choice(["", f"op {op}", "café ☕ «rent»", "'); drop table x; --"])
         if r < 0.40:
@@ -149,6 +152,32 @@ class _Client:
             "description": description,
         }
 
+    def _transfer(self, spec: AccountSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A transfer to another account of the currency; now and then to one of another
+        currency, which must be refused."""
+        paired = [
+            a
+            for a in self.plan.accounts
+            if any(b is not a and b.currency == a.currency for b in self.plan.accounts)
+        ]
+        if paired and self.rng.random() < 0.9:
+            spec = self.rng.choice(paired)
+        others = [a for a in self.plan.accounts if a is not spec]
+        same = [a for a in others if a.currency == spec.currency]
+        hostile = not same or self.rng.random() < 0.05
+        target = self.rng.choice(others if hostile else same)
+        amount, minor = self._amount(spec, 5000)
+        command = {
+            "kind": "transfer",
+            "account": spec.account_id,
+            "to": target.account_id,
+            "amount": amount,
+            "minor": minor,
+            "tx": "xfer-" + self._tx(),
+            "description": self.rng.choice(["", "rent", "café ☕"]),
+        }
+        return command, ({"hostile": True} if target.currency != spec.currency else {})
+
     def _reversal(self, account: str, target: str) -> dict[str, Any]:
         return {
             "kind": "reverse",
@@ -168,8 +197,12 @@ class _Client:
         chosen_account, target = self.rng.choice(choices)
         return self._reversal(chosen_account, target)
 
-    def send(self, command: Mapping[str, Any]) -> Outcome:
+    def send(self, command: Mapping[str, Any]) -> Outcome | TransferOutcome:
         kind, account = command["kind"], command["account"]
+        if kind == "transfer":
+            return self.ledger.transfer(
+                account, command["to"], command["amount"], command["tx"], command["description"]
+            )
         if kind == "deposit":
             return self.ledger.deposit(
                 account, command["amount"], command["tx"], command["description"]
@@ -219,13 +252,22 @@ class _Client:
                 self._maybe_retry(command)
                 time.sleep(0.05)
         else:
-            record.update(
-                result="replayed" if outcome.replayed else "ok",
-                revision=outcome.revision,
-                position=outcome.commit_position,
-                balance=outcome.balance,
-            )
-            self._acknowledged(command, flags, outcome, record)
+            if isinstance(outcome, TransferOutcome):
+                record.update(
+                    result="replayed" if outcome.replayed else "ok",
+                    state=outcome.state.status.value,
+                    position=outcome.commit_position,
+                )
+                if flags.get("hostile"):
+                    record["violation"] = "a transfer between two currencies was accepted"
+            else:
+                record.update(
+                    result="replayed" if outcome.replayed else "ok",
+                    revision=outcome.revision,
+                    position=outcome.commit_position,
+                    balance=outcome.balance,
+                )
+                self._acknowledged(command, flags, outcome, record)
         self.log.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.log.flush()
 

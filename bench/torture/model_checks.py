@@ -47,12 +47,17 @@ def check_read_models(
                         event.balance_after,
                         event.description,
                         event.occurred_at,
+                        event.transfer_id,
+                        event.counterparty,
                     )
                 )
                 day = event.occurred_at.astimezone(dt.UTC).date()
-                totals = daily.setdefault((event.currency, day), [0, 0, 0, 0])
-                column = {MoneyDeposited: 0, MoneyWithdrawn: 1, PostingReversed: 2}[type(event)]
-                totals[column] += -event.amount if column == 1 else event.amount
+                totals = daily.setdefault((event.currency, day), [0, 0, 0, 0, 0, 0])
+                if event.transfer_id is not None:  # a transfer's leg: out (4) or in (5)
+                    column = 4 if event.amount < 0 else 5
+                else:
+                    column = {MoneyDeposited: 0, MoneyWithdrawn: 1, PostingReversed: 2}[type(event)]
+                totals[column] += -event.amount if column in (1, 4) else event.amount
                 totals[3] += 1
             elif isinstance(event, OverdraftLimitChanged):
                 limit = event.limit

@@ -14,7 +14,8 @@ from ledger.accounts.events import (
     deserialise_event,
     schema_version_from_metadata,
 )
-from ledger.streams import ACCOUNT_STREAM_PREFIX
+from ledger.streams import ACCOUNT_STREAM_PREFIX, TRANSFER_STREAM_PREFIX
+from ledger.transfers.events import AnyTransferEvent, deserialise_transfer_event
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,34 @@ class StreamEvent:
 
 
 Streams = dict[str, list[StreamEvent]]
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """A transfer event as stored, with its $all commit position."""
+
+    transfer_id: str
+    position: int
+    event: AnyTransferEvent
+
+
+def read_transfers(uri: str) -> list[TransferRecord]:
+    """Every transfer event, in $all order."""
+    client = EventStoreDBClient(uri)
+    try:
+        return [
+            TransferRecord(
+                r.stream_name[len(TRANSFER_STREAM_PREFIX) :],
+                r.commit_position or 0,
+                deserialise_transfer_event(r.type, bytes(r.data)),
+            )
+            for r in client.read_all(
+                filter_include=[TRANSFER_STREAM_PREFIX + ".*"], filter_by_stream_name=True
+            )
+            if r.stream_name.startswith(TRANSFER_STREAM_PREFIX)
+        ]
+    finally:
+        client.close()
 
 
 def read_streams(uri: str) -> Streams:
@@ -76,11 +105,12 @@ def read_models(conn: psycopg.Connection[Any]) -> ReadModels:
         ),
         statements=rows(
             "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-            " description, occurred_at FROM account_statements ORDER BY account_id, revision"
+            " description, occurred_at, transfer_id, counterparty FROM account_statements"
+            " ORDER BY account_id, revision"
         ),
         daily=rows(
-            "SELECT currency, day, deposited, withdrawn, reversed, count FROM daily_totals"
-            " ORDER BY currency, day"
+            "SELECT currency, day, deposited, withdrawn, reversed, count, transferred_out,"
+            " transferred_in FROM daily_totals ORDER BY currency, day"
         ),
         tracked=rows(
             "SELECT projection, account_id, last_revision, parked FROM projection_accounts"

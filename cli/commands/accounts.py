@@ -63,14 +63,14 @@ def _refusal_hint(obj: Context, account_id: str, exc: InsufficientFundsError) ->
     )
 
 
-def _transaction_id(obj: Context, tx: str | None) -> str:
+def _transaction_id(obj: Context, tx: str | None, what: str = "transaction id") -> str:
     """The client's transaction id, or a new one that is shown so that a retry can reuse it."""
     from ledger.service import new_transaction_id
 
     if tx is not None:
         return tx
     transaction_id = new_transaction_id()
-    obj.output.note(f"transaction id: {transaction_id}")
+    obj.output.note(f"{what}: {transaction_id}")
     return transaction_id
 
 

@@ -130,7 +130,12 @@ def projections_run(ctx: typer.Context) -> None:
             esdb, db = stack.eventstore_uri(), stack.database_url()
         else:
             esdb, db = eventstore_uri(obj), database_url(obj)
+        from cli.commands.transfers import start_transfer_manager
+
+        manager = start_transfer_manager(esdb, db, obj.settings.clock, stop)
         Runner(db, esdb, stop=stop).run()
+        stop.set()
+        manager.join(timeout=10)
 
 
 @app.command("rebuild")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,10 @@ from cli.statements import (
     show_statement,
 )
 from ledger.errors import WaitTimeoutError
+
+if TYPE_CHECKING:
+    from ledger.writemodel import WriteModelFold
+    from projections.verify import Violation
 
 app = typer.Typer()
 
@@ -237,17 +241,30 @@ def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 
 @app.command(rich_help_panel=PANEL)
-def verify(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def verify(
+    ctx: typer.Context,
+    stuck_after: Annotated[
+        float,
+        typer.Option(
+            "--stuck-after", min=0, help="Report transfers in transit longer than this (seconds)."
+        ),
+    ] = 60.0,
+    json_out: JsonOpt = False,
+) -> None:
     """Check every read model against the write model at its checkpoint (exit 5 on a violation).
 
     Events written after the checkpoint are lag, reported as such: not a violation."""
     obj = context(ctx, json_out)
     with handled(obj):
+        import datetime as dt
+
         from projections.verify import check
 
         fold = write_model_fold(obj)
+        stuck_before = obj.settings.clock() - dt.timedelta(seconds=stuck_after)
         with read_conn(obj) as conn:
-            found = check(conn, fold)
+            found = check(conn, fold, stuck_before=stuck_before)
+        found.violations.extend(_unfinished_transfers(fold, stuck_before))
         at = min(found.checkpoints.values(), default=0)
         if obj.output.json_mode:
             obj.output.json(
@@ -273,3 +290,26 @@ def verify(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                 f"verify found {len(found.violations)} violations at position {at}",
                 ExitCode.CHECK_FAILED,
             )
+
+
+def _unfinished_transfers(fold: WriteModelFold, before: dt.datetime) -> list[Violation]:
+    """Transfers not final in the write model since before `before` that the read models
+    cannot show (requested, never debited: nothing moved, but nothing finished them)."""
+    from ledger.transfer_manager import unfinished_transfers
+    from ledger.transfers.decider import TransferStatus
+    from projections.verify import Violation
+
+    store: Any = fold.store
+    return [
+        Violation(
+            "transfer streams",
+            "stuck",
+            s.from_account,
+            None,
+            f"transfer {s.transfer_id} has been {s.status.value} since "
+            f"{s.updated_at.isoformat() if s.updated_at else '?'}: is the runner (its process "
+            "manager) running?",
+        )
+        for s in unfinished_transfers(store, before)
+        if s.status is TransferStatus.REQUESTED
+    ]

@@ -6,9 +6,17 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from ledger.accounts.ids import check_account_id, check_transaction_id
 from ledger.errors import InvalidInputError
@@ -149,9 +157,46 @@ class CloseAccount(Command):
     """Close an account whose balance is zero."""
 
 
-AccountCommand = OpenAccount | Deposit | Withdraw | Reverse | ChangeOverdraftLimit | CloseAccount
+class TransferStep(StrEnum):
+    """The postings a transfer makes on accounts: its debit, its credit, or the debit's refund."""
 
-C = TypeVar("C", bound=Command)
+    DEBIT = "debit"
+    CREDIT = "credit"
+    REFUND = "refund"
+
+
+def transfer_transaction_id(transfer_id: str, step: TransferStep) -> str:
+    """The account transaction id of a transfer's step: '/' never occurs in a client's id,
+    so a transfer's postings can never collide with a deposit's or a withdrawal's."""
+    return f"{transfer_id}/{step.value}"
+
+
+class PostTransferLeg(Command):
+    """Post one step of a transfer on this account: minor units, in the transfer's currency."""
+
+    transfer_id: TransactionId
+    step: TransferStep
+    counterparty: AccountId
+    amount: Annotated[int, Field(gt=0)]
+    currency: Currency
+    description: Description = ""
+    # The step can only be on the account after this revision (-1: anywhere); postings up to
+    # `searched_to` were searched for it already.
+    since_revision: int = -1
+    searched_to: int = -1
+
+
+AccountCommand = (
+    OpenAccount
+    | Deposit
+    | Withdraw
+    | Reverse
+    | ChangeOverdraftLimit
+    | CloseAccount
+    | PostTransferLeg
+)
+
+C = TypeVar("C", bound=BaseModel)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -12,10 +12,14 @@ from ledger.accounts.commands import (
     CloseAccount,
     Deposit,
     OpenAccount,
+    PostTransferLeg,
     Reverse,
+    TransferStep,
     Withdraw,
+    transfer_transaction_id,
 )
 from ledger.accounts.events import (
+    TRANSFER_KINDS,
     AccountClosed,
     AccountEvent,
     AccountOpened,
@@ -26,19 +30,21 @@ from ledger.accounts.events import (
     PostingKind,
     PostingReversed,
 )
-from ledger.accounts.window import Content, TransactionRecord, TransactionWindow
+from ledger.accounts.window import WINDOW_SIZE, Content, TransactionRecord, TransactionWindow
 from ledger.errors import (
     AccountAlreadyOpenError,
     AccountClosedError,
     AccountNotFoundError,
     AlreadyReversedError,
     BalanceOutOfBoundsError,
+    CurrencyMismatchError,
     EarlierThanLastEventError,
     InsufficientFundsError,
     NonZeroBalanceError,
     NotReversibleError,
     OverdraftLimitTooLowError,
     PostingNotFoundError,
+    StepOutsideWindowError,
     TransactionConflictError,
 )
 from ledger.money import MAX_BALANCE, to_minor_units
@@ -157,6 +163,8 @@ def decide(command: AccountCommand, state: State) -> list[AccountEvent]:
             return _change_overdraft_limit(command, state)
         case CloseAccount():
             return _close(command, state)
+        case PostTransferLeg():
+            return _transfer_leg(command, state)
         case _:
             assert_never(command)
 
@@ -175,6 +183,8 @@ def _what(command: AccountCommand) -> str:
             return "overdraft limit change"
         case CloseAccount():
             return "closing"
+        case PostTransferLeg():
+            return f"{command.step.value} of transfer {command.transfer_id!r}"
         case _:
             assert_never(command)
 
@@ -314,7 +324,9 @@ def _reverse(command: Reverse, state: State) -> list[AccountEvent]:
     match find_transaction(state, command.reverses):
         case None:
             raise PostingNotFoundError(command.account_id, command.reverses)
-        case TransactionRecord(kind=PostingKind.REVERSAL):
+        case TransactionRecord(kind=kind) if kind is PostingKind.REVERSAL or kind in TRANSFER_KINDS:
+            # A transfer's leg is undone by its transfer (a refund), never alone: reversing
+            # one leg would create or destroy the money the other leg moved.
             raise NotReversibleError(command.account_id, command.reverses)
         case TransactionRecord(reversed=True):
             raise AlreadyReversedError(command.account_id, command.reverses)
@@ -366,3 +378,54 @@ def _close(command: CloseAccount, state: State) -> list[AccountEvent]:
     if state.balance != 0:
         raise NonZeroBalanceError(balance=state.balance, currency=state.currency)
     return [AccountClosed(account_id=command.account_id, occurred_at=command.now)]
+
+
+_LEG_KINDS = {
+    TransferStep.DEBIT: PostingKind.TRANSFER_OUT,
+    TransferStep.CREDIT: PostingKind.TRANSFER_IN,
+    TransferStep.REFUND: PostingKind.TRANSFER_REFUND,
+}
+
+
+def _transfer_leg(command: PostTransferLeg, state: State) -> list[AccountEvent]:
+    """A transfer's debit, credit or refund: the withdraw and deposit rules, except that the
+    amount is already in minor units and must be in the account's currency. A refund puts
+    back money that left the account, so only the account's existence limits it."""
+    _require_account(state, command.account_id)
+    transaction_id = transfer_transaction_id(command.transfer_id, command.step)
+    kind = _LEG_KINDS[command.step]
+    content = (kind, str(command.amount), command.description)
+    # As for a deposit, a replay is answered first: the step was done once already.
+    if _is_replay(state, command.account_id, transaction_id, content):
+        return []
+    # Every posting after revision `state.revision - WINDOW_SIZE` is in the window; one between
+    # the transfer's start and that revision, not searched yet, could be this very step.
+    searched = max(command.since_revision, command.searched_to)
+    if command.since_revision >= 0 and searched < state.revision - WINDOW_SIZE:
+        raise StepOutsideWindowError(command.account_id, searched)
+    if state.currency != command.currency:
+        raise CurrencyMismatchError(command.account_id, state.currency, command.currency)
+    if command.step is not TransferStep.REFUND:
+        _require_open(state, command.account_id)
+    _require_time_order(command, state)
+    amount = command.amount
+    common = {
+        "account_id": command.account_id,
+        "transaction_id": transaction_id,
+        "currency": state.currency,
+        "description": command.description,
+        "occurred_at": command.now,
+        "transfer_id": command.transfer_id,
+        "counterparty": command.counterparty,
+    }
+    if command.step is TransferStep.DEBIT:
+        _require_funds(state, amount)
+        return [
+            MoneyWithdrawn(
+                **common, amount=-amount, balance_after=state.balance - amount, kind=kind
+            )
+        ]
+    _require_within_bound(state, amount)
+    return [
+        MoneyDeposited(**common, amount=amount, balance_after=state.balance + amount, kind=kind)
+    ]

@@ -23,6 +23,12 @@ class PostingKind(StrEnum):
     REVERSAL = "reversal"
     TRANSFER_IN = "transfer_in"
     TRANSFER_OUT = "transfer_out"
+    TRANSFER_REFUND = "transfer_refund"
+
+
+TRANSFER_KINDS = frozenset(
+    {PostingKind.TRANSFER_IN, PostingKind.TRANSFER_OUT, PostingKind.TRANSFER_REFUND}
+)
 
 
 class Event(BaseModel):
@@ -51,13 +57,18 @@ class Posting(Event):
     currency: str
     description: str
     balance_after: int
+    # Set on the legs of a transfer only (absent from other postings' stored JSON).
+    transfer_id: str | None = None
+    counterparty: str | None = None
 
 
 class MoneyDeposited(Posting):
     """Money was credited to the account."""
 
     type: Literal["MoneyDeposited"] = "MoneyDeposited"
-    kind: Literal[PostingKind.DEPOSIT, PostingKind.TRANSFER_IN] = PostingKind.DEPOSIT
+    kind: Literal[PostingKind.DEPOSIT, PostingKind.TRANSFER_IN, PostingKind.TRANSFER_REFUND] = (
+        PostingKind.DEPOSIT
+    )
     amount: Annotated[int, Field(gt=0)]
 
 
@@ -120,7 +131,8 @@ _EVENTS: TypeAdapter[AccountEvent] = TypeAdapter(
 
 def serialise_event(event: AccountEvent) -> tuple[str, bytes]:
     """Return the stored event type and its JSON data (which repeats the type)."""
-    return event.type, event.model_dump_json().encode("utf-8")
+    # exclude_none: postings that are not transfer legs keep exactly their former bytes.
+    return event.type, event.model_dump_json(exclude_none=True).encode("utf-8")
 
 
 def deserialise_event(event_type: str, data: bytes, schema_version: int) -> AccountEvent:

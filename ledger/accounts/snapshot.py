@@ -24,6 +24,7 @@ _KIND_CODES = {
     PostingKind.REVERSAL: "r",
     PostingKind.TRANSFER_IN: "i",
     PostingKind.TRANSFER_OUT: "o",
+    PostingKind.TRANSFER_REFUND: "f",
 }
 _KINDS_BY_CODE = {code: kind for kind, code in _KIND_CODES.items()}
 

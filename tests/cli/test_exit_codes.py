@@ -36,6 +36,12 @@ EXPECTED_EXIT_CODES = {
     "NonZeroBalanceError": 1,
     "BalanceOutOfBoundsError": 1,
     "EarlierThanLastEventError": 2,
+    "SameAccountError": 2,
+    "CurrencyMismatchError": 1,
+    "TransferConflictError": 1,
+    "TransferNotFoundError": 1,
+    # Handled inside the transfer process (it searches the stream); never a user's error.
+    "StepOutsideWindowError": 70,
 }
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -23,6 +23,8 @@ POSTING_KEYS = [
     "transaction_id",
     "description",
     "occurred_at",
+    "transfer_id",
+    "counterparty",
 ]
 PERIOD_KEYS = [
     "account_id",
@@ -43,6 +45,8 @@ CSV_HEADER = [
     "balance_after",
     "transaction_id",
     "description",
+    "transfer_id",
+    "counterparty",
 ]
 
 
@@ -179,6 +183,8 @@ def test_statement_json_without_a_period_is_a_list_of_postings(cli: Cli, dated: 
         "transaction_id": "b",
         "description": "Rent",
         "occurred_at": "2026-01-20T10:00:00+00:00",
+        "transfer_id": None,
+        "counterparty": None,
     }
     assert cli.json("statement", dated.account, "--consistent") == without_lag(postings)
     assert json.loads(cli.ok("statement", dated.account, "--format", "json").stdout) == postings
@@ -315,8 +321,10 @@ def test_verify_exits_5_on_a_violation(
     doc = json.loads(result.stdout)
     assert doc["ok"] is False
     # Nobody projects into this database: its checkpoint is 0, so the row has no stream there.
+    # The made-up 5.00 EUR also breaks conservation (money from nowhere).
     assert [(v["table"], v["check"], v["account_id"]) for v in doc["violations"]] == [
-        ("account_balances", "extra row", account)
+        ("account_balances", "extra row", account),
+        ("money", "wrong value", None),
     ]
     assert "verify found" in result.stderr
 

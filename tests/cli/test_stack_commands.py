@@ -30,6 +30,7 @@ def test_status_json_lists_each_service_of_the_running_stack(cli: Cli) -> None:
         "balances",
         "statements",
         "daily_totals",
+        "transfers",
     }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from ledger.accounts.events import MoneyDeposited
 from projections.applier import ProjectionGapError
+from projections.names import PROJECTION_NAMES
 from tests.support.clock import T0
 from tests.support.feed import Feed, project, project_each_twice
 from tests.support.ids import new_account_id
@@ -155,7 +156,7 @@ def test_the_revision_guard_alone_keeps_a_replay_exactly_once(db: psycopg.Connec
 
     result = project(db, feed.events, upto=0)
 
-    assert result.applied == {"balances": 0, "statements": 0, "daily_totals": 0}
+    assert result.applied == dict.fromkeys(PROJECTION_NAMES, 0)
     assert [r[3] for r in statement_rows(db, acc)] == [100, 300]
     assert daily_totals(db) == {("EUR", DAY): (300, 0, 0, 2)}
     assert checkpoints(db) == {}
@@ -188,7 +189,7 @@ def test_the_checkpoint_only_moves_forward(db: psycopg.Connection) -> None:
     project(db, feed.events[:1])
     project(db, [], upto=high - 1)
 
-    assert checkpoints(db) == {"balances": high, "statements": high, "daily_totals": high}
+    assert checkpoints(db) == dict.fromkeys(PROJECTION_NAMES, high)
 
 
 def test_an_event_the_projections_cannot_decode_parks_its_account_only(
@@ -221,7 +222,7 @@ def test_an_event_the_projections_cannot_decode_parks_its_account_only(
         (bad,),
     ).fetchall()
     assert [(p, r) for p, r, _ in parked] == [
-        (name, rev) for name in ("balances", "daily_totals", "statements") for rev in (1, 2)
+        (name, rev) for name in sorted(PROJECTION_NAMES) for rev in (1, 2)
     ]
     assert all("schema version 99" in e for _, r, e in parked if r == 1)
     assert all("parked by an earlier event" in e for _, r, e in parked if r == 2)

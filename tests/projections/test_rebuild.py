@@ -35,7 +35,7 @@ from tests.support.runners import RunnerThread, catch_up
 from tests.support.waiting import DEADLINE, eventually, retry_while_unavailable
 
 NAMES = list(PROJECTION_NAMES)
-TABLES = {"account_balances", "account_statements", "daily_totals"}
+TABLES = {"account_balances", "account_statements", "daily_totals", "transfers"}
 
 
 class Interrupted(Exception):
@@ -301,8 +301,9 @@ def test_a_rebuild_refuses_a_corrupted_shadow_daily_total(
     with pytest.raises(RebuildVerificationError) as refused:
         rebuild(database_url, server.uri, fold, batch_size=10)
 
-    [violation] = refused.value.violations
+    [violation, money] = refused.value.violations
     assert (violation.table, violation.check) == ("daily_totals__next", "wrong value")
+    assert (money.table, money.check) == ("money", "wrong value")  # 1.00 EUR from nowhere
     assert "off by 1.00 EUR" in violation.detail
     assert {t: table_rows(db, t) for t in TABLES} == before
     assert shadow_exists(db, NAMES)

@@ -51,7 +51,10 @@ def test_each_corruption_of_each_table_is_named_with_its_difference(
     victim, _, ghost = accounts
     db.execute(case.sql, {"victim": victim, "ghost": ghost})
 
-    violations = verify(db, feed.fold)
+    found = verify(db, feed.fold)
+    # A balance or daily total off by an amount also breaks conservation (tested on its own
+    # in test_transfer_projections); here each table's own comparison is what is checked.
+    violations = [v for v in found if v.table != "money"]
 
     assert summary(violations) == [(case.table, case.check, case.subject_of(victim, ghost))]
     assert case.says in violations[0].detail
@@ -121,7 +124,10 @@ def test_lag_does_not_hide_corruption_before_the_checkpoint(
     found = check(db, feed.fold)
 
     assert found.lag_events == 1
-    assert summary(found.violations) == [("account_balances", "wrong value", victim)]
+    assert summary(found.violations) == [
+        ("account_balances", "wrong value", victim),
+        ("money", "wrong value", "EUR"),
+    ]
 
 
 def test_each_projection_is_compared_at_its_own_checkpoint(

@@ -60,9 +60,11 @@ def models_of(streams: Mapping[str, Sequence[StreamEvent]]) -> ReadModels:
                         ev.balance_after,
                         ev.description,
                         ev.occurred_at,
+                        ev.transfer_id,
+                        ev.counterparty,
                     )
                 )
-                t = daily.setdefault((ev.currency, ev.occurred_at.date()), [0, 0, 0, 0])
+                t = daily.setdefault((ev.currency, ev.occurred_at.date()), [0, 0, 0, 0, 0, 0])
                 t[{"deposit": 0, "withdrawal": 1, "reversal": 2}[str(ev.kind)]] += (
                     -ev.amount if str(ev.kind) == "withdrawal" else ev.amount
                 )
@@ -251,8 +253,8 @@ def test_a_missing_statement_line_is_reported(builder: StreamBuilder) -> None:
 
 def test_a_doubled_daily_total_is_reported(builder: StreamBuilder) -> None:
     models = sound_models(builder)
-    c, d, dep, wd, rev, count = models.daily[0]
-    models.daily[0] = (c, d, dep * 2, wd, rev, count + 1)
+    c, d, dep, wd, rev, count, out, in_ = models.daily[0]
+    models.daily[0] = (c, d, dep * 2, wd, rev, count + 1, out, in_)
     found = check_read_models(builder.streams, models)
     assert len(found) == 1 and found[0].startswith("projection: daily_totals differs")
 

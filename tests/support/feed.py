@@ -20,7 +20,9 @@ from ledger.accounts.commands import (
     CommandMeta,
     Deposit,
     OpenAccount,
+    PostTransferLeg,
     Reverse,
+    TransferStep,
     Withdraw,
     make_command,
 )
@@ -128,6 +130,28 @@ class Feed:
     def close(self, account_id: str, now: datetime = T0) -> list[ProjectedEvent]:
         """Close the account."""
         return self._do(CloseAccount, account_id, now)
+
+    def leg(
+        self,
+        account_id: str,
+        step: TransferStep,
+        transfer_id: str,
+        counterparty: str,
+        amount: int,
+        now: datetime = T0,
+        currency: str = "EUR",
+    ) -> list[ProjectedEvent]:
+        """A transfer's debit, credit or refund on the account (amount in minor units)."""
+        return self._do(
+            PostTransferLeg,
+            account_id,
+            now,
+            transfer_id=transfer_id,
+            step=step,
+            counterparty=counterparty,
+            amount=amount,
+            currency=currency,
+        )
 
     def fold(self, upto: int) -> Books:
         """A fake write-model fold over this feed (the shape verify() takes): its books at a

@@ -1,0 +1,1 @@
+"""Transfers: the process that moves money between two accounts of one currency."""
