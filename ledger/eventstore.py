@@ -21,7 +21,7 @@ from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountEvent
 from ledger.errors import ServiceUnavailableError
 from ledger.pipeline import BatchAppendPipeline
-from ledger.store import StoredEvent, VersionConflict, decode_event, encode_events
+from ledger.store import EncodedEvent, StoredEvent, VersionConflict, decode_event, encode_events
 from ledger.streams import (
     ACCOUNT_STREAM_PREFIX,
     TRANSFER_STREAM_PREFIX,
@@ -160,6 +160,15 @@ class AccountEventStore:
         encoded = encode_events(
             account_id, expected_revision=expected_revision, events=events, meta=meta
         )
+        return self._append(
+            account_stream(account_id), encoded, expected_revision, "appending to an account"
+        )
+
+    def _append(
+        self, stream: str, encoded: Sequence[EncodedEvent], expected_revision: int, what: str
+    ) -> int:
+        """Append encoded events at exactly the revision read (-1: a new stream), on the
+        pipelined call when there is one; a wrong revision is a VersionConflict."""
         new_events = [
             NewEvent(
                 id=e.id,
@@ -172,11 +181,9 @@ class AccountEventStore:
         ]
         current = StreamState.NO_STREAM if expected_revision < 0 else expected_revision
         append = self.client.append_to_stream if self._pipeline is None else self._pipeline.append
-        with _translated("appending to an account"):
+        with _translated(what):
             try:
-                return append(
-                    account_stream(account_id), current_version=current, events=new_events
-                )
+                return append(stream, current_version=current, events=new_events)
             except WrongCurrentVersion as exc:
                 raise VersionConflict(str(exc)) from exc
 
@@ -244,24 +251,9 @@ class AccountEventStore:
         encoded = encode_transfer_events(
             transfer_id, expected_revision=expected_revision, events=events, meta=meta
         )
-        new_events = [
-            NewEvent(
-                id=e.id,
-                type=e.type,
-                data=e.data,
-                metadata=e.metadata,
-                content_type="application/json",
-            )
-            for e in encoded
-        ]
-        current = StreamState.NO_STREAM if expected_revision < 0 else expected_revision
-        with _translated("appending to a transfer"):
-            try:
-                return self.client.append_to_stream(
-                    transfer_stream(transfer_id), current_version=current, events=new_events
-                )
-            except WrongCurrentVersion as exc:
-                raise VersionConflict(str(exc)) from exc
+        return self._append(
+            transfer_stream(transfer_id), encoded, expected_revision, "appending to a transfer"
+        )
 
     def read_all_transfers(
         self, *, from_position: int = 0
