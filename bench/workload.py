@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Protocol
+
+from bench.harness import timed_clients
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -60,28 +60,11 @@ def run_callers(
     """Caller i runs n // len(banks) commands on banks[i] and accounts[i], all callers in threads
     started together; every latency (s), and the wall time from the start to the last one."""
     count = len(banks)
-    start = threading.Barrier(count + 1)
     latencies: list[list[float]] = [[] for _ in range(count)]
-    errors: list[BaseException] = []
 
-    def caller(i: int) -> None:
-        try:
-            start.wait()
-            latencies[i].extend(run_commands(banks[i], accounts[i], n // count, f"{prefix}-{i}"))
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
+    def caller(i: int, ready: Callable[[], object]) -> None:
+        ready()
+        latencies[i].extend(run_commands(banks[i], accounts[i], n // count, f"{prefix}-{i}"))
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    # A caller that fails breaks the barrier; its error is raised once every thread is done.
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise errors[0]
+    elapsed = timed_clients(count, caller)
     return [latency for own in latencies for latency in own], elapsed
