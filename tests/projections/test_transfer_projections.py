@@ -12,7 +12,7 @@ import psycopg
 
 from ledger.accounts.commands import TransferStep
 from ledger.accounts.events import MoneyDeposited, PostingKind
-from ledger.errors import InsufficientFundsError
+from ledger.errors import ConcurrencyConflictError, InsufficientFundsError
 from ledger.eventstore import AccountEventStore
 from ledger.service import Ledger
 from ledger.writemodel import write_model_fold
@@ -190,20 +190,31 @@ def test_concurrent_transfers_among_hot_accounts_leave_money_conserved_in_the_re
         ledgers[0].deposit(account, "50", "seed-" + account)
     errors: list[BaseException] = []
 
+    def command(n: int, i: int, ledger: Ledger) -> None:
+        source, target = hot[(n + i) % 3], hot[(n + 2 * i + 1) % 3]
+        if i % 6 == 0:
+            ledger.deposit(source, "4", f"d-{n}-{i}-{source}")
+        elif i % 6 == 3:
+            ledger.withdraw(source, "6", f"w-{n}-{i}-{source}")
+        elif source != target:
+            ledger.transfer(source, target, "9", f"x-{n}-{i}-{hot[0]}")
+
     def client(n: int, ledger: Ledger) -> None:
         for i in range(25):
-            source, target = hot[(n + i) % 3], hot[(n + 2 * i + 1) % 3]
-            try:
-                if i % 6 == 0:
-                    ledger.deposit(source, "4", f"d-{n}-{i}-{source}")
-                elif i % 6 == 3:
-                    ledger.withdraw(source, "6", f"w-{n}-{i}-{source}")
-                elif source != target:
-                    ledger.transfer(source, target, "9", f"x-{n}-{i}-{hot[0]}")
-            except InsufficientFundsError:
-                pass
-            except BaseException as exc:
-                errors.append(exc)
+            # A client that runs out of conflict retries sends the same command again, as the
+            # error tells it to: the same transaction (or transfer) id, so nothing is doubled.
+            for attempt in range(5):
+                try:
+                    command(n, i, ledger)
+                except InsufficientFundsError:
+                    pass
+                except ConcurrencyConflictError as exc:
+                    if attempt < 4:
+                        continue
+                    errors.append(exc)
+                except BaseException as exc:
+                    errors.append(exc)
+                break
 
     threads = [threading.Thread(target=client, args=(n, x)) for n, x in enumerate(ledgers)]
     for t in threads:
