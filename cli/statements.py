@@ -99,6 +99,23 @@ def _when(occurred_at: str) -> str:
     return dt.datetime.fromisoformat(occurred_at).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _title(st: Statement, period: bool) -> str:
+    """The table's title: the account, the period, and the balances before and after."""
+    c, shown = st.account.currency, len(st.postings)
+    period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
+    opening, closing = money(st.opening_balance, c), money(st.closing_balance, c)
+    if st.omitted:
+        # The limit cut the period: the opening balance is the one before the first line shown.
+        last = "the last posting" if shown == 1 else f"the last {shown} postings"
+        it = "it" if shown == 1 else "them"
+        balances = f"{last}, {st.omitted} earlier not shown: balance before {it} {opening}"
+    else:
+        balances = f"opening {opening}"
+    return (
+        f"Statement of {st.account.account_id} ({c}){period_text} — {balances}, closing {closing}"
+    )
+
+
 def show_statement(
     obj: Context, st: Statement, period: bool, lag: dict[str, Any] | None = None
 ) -> None:
@@ -135,16 +152,8 @@ def show_statement(
         replace(col, table=False) if col.key in TRANSFER_COLUMNS and not transfers else col
         for col in STATEMENT_COLUMNS
     ]
-    period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
-    opening = money(st.opening_balance, c)
-    if st.omitted:
-        # The limit cut the period: the opening balance is the one before the first line shown.
-        shown = f"the last {len(postings)} postings, {st.omitted} earlier not shown: balance "
-        balances = f"{shown}before them {opening}, closing {money(st.closing_balance, c)}"
-    else:
-        balances = f"opening {opening}, closing {money(st.closing_balance, c)}"
     obj.output.listing(
-        f"Statement of {st.account.account_id} ({c}){period_text} — {balances}",
+        _title(st, period),
         columns,
         [{**p, "currency": c} for p in postings],
         document=document,
