@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -146,26 +146,6 @@ def test_transfers_csv_lists_a_transfer_with_its_currency(cli: Cli, account: str
     ]
     [row] = rows[1:]
     assert row[:7] == [tid, account, payee, "12.50", "EUR", "completed", "'=gift"]
-
-
-def test_verify_csv_lists_each_violation(
-    external_cli: Cli, read_db: Callable[[str, Sequence[Any]], None]
-) -> None:
-    account = new_account_id("broken")
-    read_db(
-        "INSERT INTO account_balances (account_id, owner, currency, balance, overdraft_limit,"
-        " status, last_revision, last_position, updated_at)"
-        " VALUES (%s, 'X', 'EUR', 500, 0, 'open', 1, 1, now())",
-        (account,),
-    )
-    result = external_cli("verify", "--format", "csv")
-    assert result.exit_code == 5
-    rows = csv_rows(result.stdout)
-    assert rows[0] == ["table", "check", "account_id", "day", "detail", "message"]
-    assert [(r[0], r[1], r[2]) for r in rows[1:]] == [
-        ("account_balances", "extra row", account),
-        ("money", "wrong value", ""),
-    ]
 
 
 def test_a_piped_table_keeps_a_long_id_and_description_on_one_line(cli: Cli) -> None:

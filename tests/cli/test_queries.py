@@ -370,6 +370,14 @@ def test_verify_exits_5_on_a_violation(
         ("money", "wrong value", None),
     ]
     assert "verify found" in result.stderr
+    as_csv = external_cli("verify", "--format", "csv")
+    assert as_csv.exit_code == 5
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))
+    assert rows[0] == ["table", "check", "account_id", "day", "detail", "message"]
+    assert [r[:3] for r in rows[1:]] == [
+        ["account_balances", "extra row", account],
+        ["money", "wrong value", ""],
+    ]
 
 
 def test_a_lagging_projection_is_said_on_stderr(
