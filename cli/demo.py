@@ -62,7 +62,7 @@ def run_demo(obj: Context) -> None:
         row = get_balance(conn, alice)
         if row is not None:
             say(f"The statement of {alice} (from the statements projection).")
-            show_statement(obj, statement(conn, row), "table", False)
+            show_statement(obj, statement(conn, row), False)
 
     say("Rebuilding every projection blue/green from the start of the log.")
     report = rebuild_with_progress(obj, list(PROJECTION_NAMES), discard=True)

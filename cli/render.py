@@ -6,7 +6,8 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,31 @@ if TYPE_CHECKING:
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Control characters (except tab and newline) never reach the terminal from a plain line.
 CONTROL = {c: None for c in (*range(32), 127) if c not in (9, 10)}
+FORMATS = ("table", "json", "csv")
+# Piped or saved, a table is as wide as its widest row: no cell is wrapped or cut.
+UNBOUNDED_WIDTH = 1_000_000
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field of a listing: its key in each row (the JSON key and the CSV heading) and how
+    the table shows it."""
+
+    key: str
+    header: str = ""  # the table's heading; the key when empty
+    right: bool = False  # numbers: right-aligned, never wrapped
+    text: bool = False  # user text: a CSV cell that a spreadsheet would run is guarded
+    table: bool = True  # shown in the table; CSV carries every column
+    show: Callable[[Mapping[str, Any]], str] | None = None  # the table's cell, if not the value
+
+
+def plain(value: Any) -> str:
+    """A value as a CSV or table cell: nothing for None, true/false for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class Output:
@@ -24,15 +50,28 @@ class Output:
     rich is imported on first use only: `ledger balance --json` must start fast."""
 
     def __init__(self, *, json_mode: bool = False, color: bool = True) -> None:
-        self.json_mode = json_mode
+        self.format = "json" if json_mode else "table"
         self.no_color = not color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+
+    @property
+    def json_mode(self) -> bool:
+        """Whether the output is one JSON document (`--json` or `--format json`)."""
+        return self.format == "json"
+
+    @json_mode.setter
+    def json_mode(self, on: bool) -> None:
+        self.format = "json" if on else "table"
 
     @cached_property
     def out(self) -> Console:
-        """The rich console on stdout (tables)."""
+        """The rich console on stdout (tables): the terminal's width on a terminal, unbounded
+        when piped or saved, so that a long id or description stays on its row's one line."""
         from rich.console import Console
 
-        return Console(file=sys.stdout, no_color=self.no_color, highlight=False, soft_wrap=False)
+        console = Console(file=sys.stdout, no_color=self.no_color, highlight=False, soft_wrap=False)
+        if not console.is_terminal:
+            console.width = UNBOUNDED_WIDTH
+        return console
 
     @cached_property
     def err(self) -> Console:
@@ -71,11 +110,15 @@ class Output:
         columns: Sequence[tuple[str, str]],
         rows: Iterable[Sequence[str]],
     ) -> None:
-        """A table; `columns` are (header, "left"|"right"); cells are shown exactly as given."""
+        """A table under its title; `columns` are (header, "left"|"right"); cells are shown
+        exactly as given. On a terminal long text cells fold to fit its width; elsewhere rows
+        are as wide as they need (see `out`)."""
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=Text(title), title_justify="left", expand=False)
+        # The title is a line of its own: as a table title it would wrap at the table's width.
+        self.out.print(Text(title))
+        table = Table(expand=False)
         for header, justify in columns:
             if justify == "right":
                 table.add_column(header, justify="right", no_wrap=True)
@@ -100,6 +143,31 @@ class Output:
                 ]
             )
         sys.stdout.flush()
+
+    def listing(
+        self,
+        title: str,
+        columns: Sequence[Column],
+        rows: Sequence[Mapping[str, Any]],
+        document: Any = None,
+    ) -> None:
+        """Rows in the chosen format (`--format`): JSON is `document` (the rows when None),
+        CSV every column with a header row, the table the table's columns under `title`."""
+        if self.format == "json":
+            self.json(list(rows) if document is None else document)
+        elif self.format == "csv":
+            self.csv(
+                [c.key for c in columns],
+                [[plain(row.get(c.key)) for c in columns] for row in rows],
+                text_columns={i for i, c in enumerate(columns) if c.text},
+            )
+        else:
+            shown = [c for c in columns if c.table]
+            self.table(
+                title,
+                [(c.header or c.key, "right" if c.right else "left") for c in shown],
+                [[c.show(row) if c.show else plain(row.get(c.key)) for c in shown] for row in rows],
+            )
 
 
 def money(minor: int, currency: str) -> str:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cli.context import Context, make_ledger, projected_account, read_conn
 from cli.lag import projection_lag
-from cli.render import money
+from cli.render import Column, money
 
 if TYPE_CHECKING:
     from projections.statement_view import Statement
     from projections.status import ProjectionStatus
-
-STATEMENT_FORMATS = ("table", "json", "csv")
 
 
 def projected_statement(
@@ -79,12 +78,49 @@ def consistent_statement(
     return build_statement(row, postings, start=first, end=last, limit=limit)
 
 
+STATEMENT_COLUMNS = (
+    Column("revision", "rev", right=True),
+    Column("occurred_at", "when (UTC)", show=lambda p: _when(p["occurred_at"])),
+    Column("kind"),
+    Column("amount", right=True),
+    Column("balance_after", "balance", right=True),
+    Column("currency", table=False),  # the table's title names it
+    Column("transaction_id", "transaction", text=True),
+    Column("description", text=True),
+    Column("transfer_id", "transfer", text=True),
+    Column("counterparty"),
+)
+# The table shows the transfer columns only when a line is a transfer's leg, so that a
+# statement without transfers keeps its width.
+TRANSFER_COLUMNS = ("transfer_id", "counterparty")
+
+
+def _when(occurred_at: str) -> str:
+    return dt.datetime.fromisoformat(occurred_at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _title(st: Statement, period: bool) -> str:
+    """The table's title: the account, the period, and the balances before and after."""
+    c, shown = st.account.currency, len(st.postings)
+    period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
+    opening, closing = money(st.opening_balance, c), money(st.closing_balance, c)
+    if st.omitted:
+        # The limit cut the period: the opening balance is the one before the first line shown.
+        last = "the last posting" if shown == 1 else f"the last {shown} postings"
+        it = "it" if shown == 1 else "them"
+        balances = f"{last}, {st.omitted} earlier not shown: balance before {it} {opening}"
+    else:
+        balances = f"opening {opening}"
+    return (
+        f"Statement of {st.account.account_id} ({c}){period_text} — {balances}, closing {closing}"
+    )
+
+
 def show_statement(
-    obj: Context, st: Statement, fmt: str, period: bool, lag: dict[str, Any] | None = None
+    obj: Context, st: Statement, period: bool, lag: dict[str, Any] | None = None
 ) -> None:
-    """Print a statement as a table, JSON or CSV; `period` adds the period and its balances;
-    the JSON carries `lag` (the projection's lag fields) in its object or in every posting."""
-    lag = lag or {}
+    """Print a statement in the output's format: JSON is always one object with its postings
+    (and the projection's `lag` fields); `period` puts the period in the table's title."""
     c = st.account.currency
     postings = [
         {
@@ -100,58 +136,31 @@ def show_statement(
         }
         for p in st.postings
     ]
-    if fmt == "json":
-        if period:
-            obj.output.json(
-                {
-                    "account_id": st.account.account_id,
-                    "currency": c,
-                    "from": st.start.isoformat() if st.start else None,
-                    "to": st.end.isoformat() if st.end else None,
-                    "opening_balance": money(st.opening_balance, c),
-                    "closing_balance": money(st.closing_balance, c),
-                    "postings": postings,
-                    **lag,
-                }
-            )
-        else:
-            obj.output.json([{**p, **lag} for p in postings])
-        return
+    document = {
+        "account_id": st.account.account_id,
+        "currency": c,
+        "from": st.start.isoformat() if st.start else None,
+        "to": st.end.isoformat() if st.end else None,
+        "opening_balance": money(st.opening_balance, c),
+        "closing_balance": money(st.closing_balance, c),
+        "postings": postings,
+        "omitted": st.omitted,
+        **(lag or {}),
+    }
+    transfers = any(p.transfer_id for p in st.postings)
     columns = [
-        "revision",
-        "occurred_at",
-        "kind",
-        "amount",
-        "balance_after",
-        "transaction_id",
-        "description",
-        "transfer_id",
-        "counterparty",
+        replace(col, table=False) if col.key in TRANSFER_COLUMNS and not transfers else col
+        for col in STATEMENT_COLUMNS
     ]
-    rows = [["" if p[k] is None else str(p[k]) for k in columns] for p in postings]
-    # The table shows the transfer columns only when a line is a transfer's leg, so that a
-    # statement without transfers keeps its width.
-    shown = len(columns) if any(p.transfer_id for p in st.postings) else len(columns) - 2
-    if fmt == "table":
-        for row, posting in zip(rows, st.postings, strict=True):
-            row[1] = posting.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    if fmt == "csv":
-        obj.output.csv(columns, rows, text_columns={5, 6, 7})
-        return
-    period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
-    obj.output.table(
-        f"Statement of {st.account.account_id} ({c}){period_text} — opening "
-        f"{money(st.opening_balance, c)}, closing {money(st.closing_balance, c)}",
-        [
-            ("rev", "right"),
-            ("when (UTC)", "left"),
-            ("kind", "left"),
-            ("amount", "right"),
-            ("balance", "right"),
-            ("transaction", "left"),
-            ("description", "left"),
-            ("transfer", "left"),
-            ("counterparty", "left"),
-        ][:shown],
-        [row[:shown] for row in rows],
+    obj.output.listing(
+        _title(st, period),
+        columns,
+        [{**p, "currency": c} for p in postings],
+        document=document,
     )
+    if st.omitted and not obj.output.json_mode:
+        postings_are = "posting is" if st.omitted == 1 else "postings are"
+        obj.output.note(
+            f"note: {st.omitted} earlier {postings_are} not shown (--limit {len(postings)}); "
+            "the opening balance is the balance before the first posting shown"
+        )

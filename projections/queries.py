@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from projections.statement_view import BalanceRow, PostingRow, Statement, build_statement
@@ -68,6 +69,14 @@ def balance_as_of(
     return (int(row[0]), int(row[1])) if row else (0, None)
 
 
+# A statement's period: NULL bounds mean "no bound", so that one static query serves them all.
+_IN_PERIOD = sql.SQL(
+    "WHERE account_id = %(account)s"
+    " AND (%(start)s::timestamptz IS NULL OR occurred_at >= %(start)s)"
+    " AND (%(end)s::timestamptz IS NULL OR occurred_at < %(end)s)"
+)
+
+
 def statement(
     conn: psycopg.Connection[Any],
     account: BalanceRow,
@@ -86,19 +95,25 @@ def statement(
     }
     with conn.cursor(row_factory=class_row(PostingRow)) as cur:
         rows = cur.execute(
-            "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-            " description, occurred_at, transfer_id, counterparty FROM account_statements"
-            " WHERE account_id = %(account)s"
-            " AND (%(start)s::timestamptz IS NULL OR occurred_at >= %(start)s)"
-            " AND (%(end)s::timestamptz IS NULL OR occurred_at < %(end)s)"
-            " ORDER BY revision DESC LIMIT %(limit)s",
+            sql.SQL(
+                "SELECT account_id, revision, position, transaction_id, kind, amount,"
+                " balance_after, description, occurred_at, transfer_id, counterparty"
+                " FROM account_statements {} ORDER BY revision DESC LIMIT %(limit)s"
+            ).format(_IN_PERIOD),
             params,
         ).fetchall()
+    earlier = 0
+    if limit is not None and len(rows) == limit:
+        # The limit may have cut the period: the statement says how many it left out.
+        total = conn.execute(
+            sql.SQL("SELECT count(*) FROM account_statements {}").format(_IN_PERIOD), params
+        ).fetchone()
+        earlier = (total[0] if total else limit) - limit
     postings = list(reversed(rows))
     if start is not None and (limit is None or len(postings) < limit):
         # The statement opens at the balance of the period's eve: the last posting before it.
         postings[:0] = _last_posting_before(conn, account.account_id, start)
-    return build_statement(account, postings, start=start, end=end, limit=limit)
+    return build_statement(account, postings, start=start, end=end, limit=limit, earlier=earlier)
 
 
 def _last_posting_before(

@@ -51,7 +51,8 @@ class PostingRow:
 
 @dataclass(frozen=True)
 class Statement:
-    """The postings of a period with the balances before and after it."""
+    """The postings of a period with the balances before and after them; `omitted` counts
+    the period's postings a limit left out (older than the first one shown)."""
 
     account: BalanceRow
     start: dt.date | None
@@ -59,6 +60,7 @@ class Statement:
     opening_balance: int
     closing_balance: int
     postings: list[PostingRow]
+    omitted: int = 0
 
 
 def build_statement(
@@ -68,12 +70,14 @@ def build_statement(
     start: dt.date | None = None,
     end: dt.date | None = None,
     limit: int | None = None,
+    earlier: int = 0,
 ) -> Statement:
     """The statement from `start` to `end` (inclusive UTC days); `limit` keeps the newest N.
 
     `postings` are the account's postings in revision order. They must include every posting
     of the period (or, with a limit, at least its newest N) and, when the period has a start,
-    the last posting before it if there is one; postings after the end are ignored."""
+    the last posting before it if there is one; postings after the end are ignored. `earlier`
+    counts the period's postings older than those given (a query that fetched only N)."""
     before = [p for p in postings if start is not None and p.day < start]
     period = [
         p for p in postings if (start is None or p.day >= start) and (end is None or p.day <= end)
@@ -82,6 +86,7 @@ def build_statement(
     if limit is not None and len(period) >= limit:
         # The limit may have cut the period: the statement opens just before its first line,
         # so that opening + the amounts shown = closing.
+        earlier += len(period) - limit
         period = period[-limit:]
         opening = period[0].balance_before
     else:
@@ -90,4 +95,4 @@ def build_statement(
         closing = account.balance
     else:
         closing = period[-1].balance_after if period else balance_before_period
-    return Statement(account, start, end, opening, closing, period)
+    return Statement(account, start, end, opening, closing, period, earlier)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,7 +20,8 @@ from cli.context import (
     write_model_fold,
 )
 from cli.errors import ExitCode, confirm, fail, handled
-from cli.options import JsonOpt, YesOpt
+from cli.options import FormatOpt, JsonOpt, YesOpt, use_format
+from cli.render import Column
 
 if TYPE_CHECKING:
     from projections.rebuild import RebuildReport
@@ -42,6 +44,7 @@ def projections_status(
         ),
     ] = False,
     max_lag: Annotated[int, typer.Option("--max-lag", min=0, help="Events (with --health).")] = 100,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Runner (running, stale, stopped), checkpoint, head, lag, caught-up, parked.
@@ -53,36 +56,10 @@ def projections_status(
         from cli.lag import lag_counter
         from projections.status import read_status
 
+        use_format(obj.output, fmt, json_out)
         with read_conn(obj) as conn:
             statuses = read_status(conn, count=lag_counter(obj))
-        if obj.output.json_mode:
-            obj.output.json([_status_doc(s) for s in statuses])
-        else:
-            obj.output.table(
-                "Projections",
-                [
-                    ("projection", "left"),
-                    ("runner", "left"),
-                    ("checkpoint", "right"),
-                    ("head", "right"),
-                    ("lag", "right"),
-                    ("caught up", "left"),
-                    ("parked", "right"),
-                ],
-                [
-                    [
-                        s.projection,
-                        _runner_cell(s),
-                        str(s.checkpoint),
-                        str(s.head_position),
-                        f"{'' if s.lag_current else '≥'}{s.lag_events}"
-                        f"{'+' if s.lag_capped else ''} ({s.lag_seconds:.1f}s)",
-                        "yes" if s.caught_up else "no",
-                        str(s.parked),
-                    ]
-                    for s in statuses
-                ],
-            )
+        obj.output.listing("Projections", STATUS_COLUMNS, [_status_doc(s) for s in statuses])
         if health:
             problems = [
                 f"{s.projection}: {', '.join(found)}"
@@ -96,10 +73,43 @@ def projections_status(
                 )
 
 
-def _runner_cell(status: ProjectionStatus) -> str:
-    if status.alive or status.heartbeat_age_s is None:
-        return status.runner
-    return f"{status.runner} ({status.heartbeat_age_s:.0f}s)"
+def _runner_cell(doc: Mapping[str, Any]) -> str:
+    if doc["runner"] == "running" or doc["heartbeat_age_s"] is None:
+        return str(doc["runner"])
+    return f"{doc['runner']} ({doc['heartbeat_age_s']:.0f}s)"
+
+
+def _lag_cell(doc: Mapping[str, Any]) -> str:
+    return (
+        f"{'' if doc['lag_current'] else '≥'}{doc['lag_events']}"
+        f"{'+' if doc['lag_capped'] else ''} ({doc['lag_seconds']:.1f}s)"
+    )
+
+
+# The table's columns first; CSV carries them all.
+STATUS_COLUMNS = (
+    Column("projection"),
+    Column("runner", show=_runner_cell),
+    Column("checkpoint", right=True),
+    Column("head_position", "head", right=True),
+    Column("lag_events", "lag", right=True, show=_lag_cell),
+    Column("caught_up", "caught up", show=lambda doc: "yes" if doc["caught_up"] else "no"),
+    Column("parked", right=True),
+    *(
+        Column(key, table=False)
+        for key in (
+            "lag_capped",
+            "lag_seconds",
+            "lag_current",
+            "runner_pid",
+            "runner_host",
+            "updated_at",
+            "heartbeat_at",
+            "heartbeat_age_s",
+            "checkpoint_at",
+        )
+    ),
+)
 
 
 def _status_doc(status: ProjectionStatus) -> dict[str, Any]:

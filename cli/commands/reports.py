@@ -17,14 +17,9 @@ from cli.context import (
 )
 from cli.errors import ExitCode, fail, handled
 from cli.lag import lag_fields, projection_lag
-from cli.options import JsonOpt
-from cli.render import money
-from cli.statements import (
-    STATEMENT_FORMATS,
-    consistent_statement,
-    projected_statement,
-    show_statement,
-)
+from cli.options import FormatOpt, JsonOpt, use_format
+from cli.render import Column, money
+from cli.statements import consistent_statement, projected_statement, show_statement
 from ledger.errors import WaitTimeoutError
 
 if TYPE_CHECKING:
@@ -54,9 +49,25 @@ def _parse_day(value: str | None, name: str) -> dt.date | None:
         fail(f"{name} takes an ISO date such as 2026-11-26, not {value!r}")
 
 
+# The CSV's columns whatever the flags: a field a read does not have is an empty cell.
+BALANCE_COLUMNS = tuple(
+    Column(key)
+    for key in (
+        "account_id",
+        "balance",
+        "currency",
+        "revision",
+        "consistent",
+        "as_of",
+        "lag_events",
+        "runner",
+    )
+)
+
+
 def _show_balance(obj: Context, doc: dict[str, Any]) -> None:
-    if obj.output.json_mode:
-        obj.output.json(doc)
+    if obj.output.format != "table":
+        obj.output.listing(doc["account_id"], BALANCE_COLUMNS, [doc], document=doc)
     else:
         where = "write model" if doc["consistent"] else "projection"
         when = f" as of {doc['as_of']}" if "as_of" in doc else ""
@@ -80,6 +91,7 @@ def balance(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="A date (end of that UTC day) or a position.")
     ] = None,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show a balance (from the projection unless --consistent). Example: ledger balance alice"""
@@ -87,6 +99,7 @@ def balance(
     with handled(obj):
         from ledger.accounts.ids import check_account_id
 
+        use_format(obj.output, fmt, json_out)
         check_account_id(account)
         if consistent and min_revision is not None:
             fail("use either --consistent or --min-revision, not both")
@@ -144,7 +157,7 @@ def statement(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Keep the most recent N postings.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    fmt: FormatOpt = None,
     consistent: Annotated[
         bool, typer.Option("--consistent", help="Read the write model instead.")
     ] = False,
@@ -154,15 +167,12 @@ def statement(
     json_out: JsonOpt = False,
 ) -> None:
     """Postings of a period with opening and closing balances. Example: ledger statement alice"""
-    if json_out:
-        fmt = "json"
-    obj = context(ctx, fmt == "json")
+    obj = context(ctx, json_out)
     with handled(obj):
         from ledger.accounts.ids import check_account_id
 
+        use_format(obj.output, fmt, json_out)
         check_account_id(account)
-        if fmt not in STATEMENT_FORMATS:
-            fail(f"--format is table, json or csv, not {fmt!r}")
         if consistent and min_revision is not None:
             fail("use either --consistent or --min-revision, not both")
         first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
@@ -180,7 +190,7 @@ def statement(
                 obj, account, first, last, limit, min_revision
             )
             lag = lag_fields(status)
-        show_statement(obj, st, fmt, first is not None or last is not None, lag)
+        show_statement(obj, st, first is not None or last is not None, lag)
         if timed_out:
             # Like `balance`: what the projection has is on stdout, and the exit code says
             # that it may not include the awaited revision yet.
@@ -190,13 +200,25 @@ def statement(
             )
 
 
+ACCOUNT_COLUMNS = (
+    Column("account_id", "account", text=True),
+    Column("owner", text=True),
+    Column("balance", right=True),
+    Column("currency", "cur"),
+    Column("overdraft_limit", "overdraft", right=True),
+    Column("status"),
+    Column("revision", right=True, table=False),
+)
+
+
 @app.command(rich_help_panel=PANEL)
-def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """List every account with its balance. Example: ledger accounts --json"""
+def accounts(ctx: typer.Context, fmt: FormatOpt = None, json_out: JsonOpt = False) -> None:
+    """List every account with its balance. Example: ledger accounts --format csv"""
     obj = context(ctx, json_out)
     with handled(obj):
         from projections.queries import list_accounts
 
+        use_format(obj.output, fmt, json_out)
         with read_conn(obj) as conn:
             rows = list_accounts(conn)
             lag = lag_fields(projection_lag(obj, conn, "balances"))
@@ -213,31 +235,12 @@ def accounts(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             }
             for r in rows
         ]
-        if obj.output.json_mode:
-            obj.output.json(docs)
-            return
-        obj.output.table(
-            f"{len(docs)} accounts",
-            [
-                ("account", "left"),
-                ("owner", "left"),
-                ("balance", "right"),
-                ("cur", "left"),
-                ("overdraft", "right"),
-                ("status", "left"),
-            ],
-            [
-                [
-                    d["account_id"],
-                    d["owner"],
-                    d["balance"],
-                    d["currency"],
-                    d["overdraft_limit"],
-                    d["status"],
-                ]
-                for d in docs
-            ],
-        )
+        obj.output.listing(f"{len(docs)} accounts", ACCOUNT_COLUMNS, docs)
+
+
+VIOLATION_COLUMNS = tuple(
+    Column(key, text=True) for key in ("table", "check", "account_id", "day", "detail", "message")
+)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -249,6 +252,7 @@ def verify(
             "--stuck-after", min=0, help="Report transfers in transit longer than this (seconds)."
         ),
     ] = 60.0,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check every read model against the write model at its checkpoint (exit 5 on a violation).
@@ -260,21 +264,23 @@ def verify(
 
         from projections.verify import check
 
+        use_format(obj.output, fmt, json_out)
+
         fold = write_model_fold(obj)
         stuck_before = obj.settings.clock() - dt.timedelta(seconds=stuck_after)
         with read_conn(obj) as conn:
             found = check(conn, fold, stuck_before=stuck_before)
         found.violations.extend(_unfinished_transfers(fold, stuck_before))
         at = min(found.checkpoints.values(), default=0)
-        if obj.output.json_mode:
-            obj.output.json(
-                {
-                    "ok": found.ok,
-                    "checkpoints": found.checkpoints,
-                    "lag_events": found.lag_events,
-                    "violations": [{**v.__dict__, "message": str(v)} for v in found.violations],
-                }
-            )
+        violations = [{**v.__dict__, "message": str(v)} for v in found.violations]
+        if obj.output.format != "table":
+            document = {
+                "ok": found.ok,
+                "checkpoints": found.checkpoints,
+                "lag_events": found.lag_events,
+                "violations": violations,
+            }
+            obj.output.listing("Violations", VIOLATION_COLUMNS, violations, document=document)
         elif found.violations:
             for v in found.violations:
                 obj.output.line(str(v))

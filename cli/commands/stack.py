@@ -10,7 +10,8 @@ import typer
 
 from cli.context import context, local_stack
 from cli.errors import ExitCode, fail, handled
-from cli.options import JsonOpt
+from cli.options import FormatOpt, JsonOpt, use_format
+from cli.render import Column
 
 app = typer.Typer()
 
@@ -47,11 +48,23 @@ def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             obj.output.line(f"Stopped {', '.join(stopped)}." if stopped else "Nothing was running.")
 
 
+SERVICE_COLUMNS = (
+    Column("name", "service"),
+    Column("state"),
+    Column("pid", right=True),
+    Column("address"),
+    Column("detail", text=True),
+)
+
+
 @app.command("status", rich_help_panel=PANEL)
-def stack_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Each service and the projection lag; exits 3 unless every service is healthy."""
+def stack_status(ctx: typer.Context, fmt: FormatOpt = None, json_out: JsonOpt = False) -> None:
+    """Each service and the projection lag; exits 3 unless every service is healthy.
+
+    CSV lists the services (`ledger projections status --format csv` lists the projections)."""
     obj = context(ctx, json_out)
     with handled(obj):
+        use_format(obj.output, fmt, json_out)
         stack = local_stack(obj)
         services: list[dict[str, Any]] = stack.as_json()
         lag: list[dict[str, Any]] = []
@@ -71,25 +84,13 @@ def stack_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                     }
                     for s in read_status(conn)
                 ]
-        if obj.output.json_mode:
-            obj.output.json(
-                {"home": str(obj.settings.home), "services": services, "projections": lag}
-            )
-        else:
-            obj.output.table(
-                f"Local stack in {obj.settings.home}",
-                [
-                    ("service", "left"),
-                    ("state", "left"),
-                    ("pid", "right"),
-                    ("address", "left"),
-                    ("detail", "left"),
-                ],
-                [
-                    [s["name"], s["state"], str(s["pid"] or ""), s["address"] or "", s["detail"]]
-                    for s in services
-                ],
-            )
+        obj.output.listing(
+            f"Local stack in {obj.settings.home}",
+            SERVICE_COLUMNS,
+            services,
+            document={"home": str(obj.settings.home), "services": services, "projections": lag},
+        )
+        if obj.output.format == "table":
             for p in lag:
                 obj.output.line(
                     f"{p['projection']}: runner {p['runner']}, lag {p['lag_events']} events, "

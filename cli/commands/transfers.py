@@ -9,8 +9,8 @@ import typer
 
 from cli.context import Context, context, make_ledger, read_conn
 from cli.errors import fail, handled
-from cli.options import DescOpt, JsonOpt, WaitOpt
-from cli.render import money
+from cli.options import DescOpt, FormatOpt, JsonOpt, WaitOpt, use_format
+from cli.render import Column, money
 
 if TYPE_CHECKING:
     from ledger.service import TransferOutcome
@@ -163,6 +163,19 @@ def transfer_status(
         )
 
 
+TRANSFER_COLUMNS = (
+    Column("transfer_id", text=True),
+    Column("from", text=True),
+    Column("to", text=True),
+    Column("amount", right=True),
+    Column("currency"),
+    Column("state"),
+    Column("description", text=True, table=False),
+    Column("debited_at", table=False),
+    Column("updated_at"),
+)
+
+
 @app.command("transfers", rich_help_panel=PANEL)
 def list_transfers(
     ctx: typer.Context,
@@ -172,6 +185,7 @@ def list_transfers(
     state: Annotated[
         str | None, typer.Option("--state", help="debited (in transit), completed or failed.")
     ] = None,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Transfers that moved money, from the transfers read model (newest first)."""
@@ -180,6 +194,7 @@ def list_transfers(
         from ledger.accounts.ids import check_account_id
         from projections.queries import list_transfers as query
 
+        use_format(obj.output, fmt, json_out)
         if account is not None:
             check_account_id(account)
         if state is not None and state not in ("debited", "completed", "failed"):
@@ -200,15 +215,7 @@ def list_transfers(
             }
             for r in rows
         ]
-        if obj.output.json_mode:
-            obj.output.json(docs)
-            return
-        columns = ("transfer_id", "from", "to", "amount", "currency", "state", "updated_at")
-        obj.output.table(
-            "Transfers",
-            [(c, "right" if c == "amount" else "left") for c in columns],
-            [[str(d[c]) for c in columns] for d in docs],
-        )
+        obj.output.listing("Transfers", TRANSFER_COLUMNS, docs)
 
 
 def start_transfer_manager(

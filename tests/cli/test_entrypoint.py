@@ -101,7 +101,7 @@ def test_up_twice_then_query_down_and_restart_with_the_data_kept(private_home: P
     again = ledger_json(home, "balance", account)
     assert {k: v for k, v in again.items() if k != "runner"} == expected
     assert again["runner"] in ("running", "stopped")
-    postings = ledger_json(home, "statement", account)
+    postings = ledger_json(home, "statement", account)["postings"]
     assert [(p["revision"], p["amount"]) for p in postings] == [(1, "70.00")]
 
 
@@ -114,7 +114,7 @@ def test_queries_keep_answering_when_the_event_store_is_down(private_home: Path)
     wait_until_dead(pid)
 
     assert ledger_json(home, "balance", account)["balance"] == "70.00"
-    assert ledger_json(home, "statement", account)[0]["amount"] == "70.00"
+    assert ledger_json(home, "statement", account)["postings"][0]["amount"] == "70.00"
     shown = run_ledger(home, "status")
     assert shown.returncode != 0
     assert "crashed" in shown.stdout

@@ -101,10 +101,9 @@ def test_a_killed_runner_reads_as_stale_and_every_read_says_how_far_behind(
 
     statement = cli.ok("statement", acc, "--json")
     assert "the statements projection is not being updated" in statement.stderr
-    postings = cli.json("statement", acc)
-    assert [(p["amount"], p["lag_events"], p["runner"]) for p in postings] == [
-        ("70.00", 2, "stale")
-    ]
+    doc = cli.json("statement", acc)
+    assert [p["amount"] for p in doc["postings"]] == ["70.00"]
+    assert (doc["lag_events"], doc["runner"]) == (2, "stale")
     period = cli.json("statement", acc, "--from", "2000-01-01")
     assert (period["closing_balance"], period["lag_events"], period["runner"]) == (
         "70.00",

@@ -26,7 +26,7 @@ POSTING_KEYS = [
     "transfer_id",
     "counterparty",
 ]
-PERIOD_KEYS = [
+STATEMENT_KEYS = [
     "account_id",
     "currency",
     "from",
@@ -34,6 +34,7 @@ PERIOD_KEYS = [
     "opening_balance",
     "closing_balance",
     "postings",
+    "omitted",
 ]
 LAG_KEYS = ["lag_events", "runner"]  # a projection read says how far behind it is
 LIVE = {"lag_events": 0, "runner": "running"}  # what the session stack's live runner gives
@@ -43,6 +44,7 @@ CSV_HEADER = [
     "kind",
     "amount",
     "balance_after",
+    "currency",
     "transaction_id",
     "description",
     "transfer_id",
@@ -128,7 +130,7 @@ def test_min_revision_timing_out_exits_4_with_the_balance_on_stdout(
     assert "did not reach revision 99" in result.stderr
     statement = cli("statement", account, "--min-revision", "99", "--format", "json")
     assert statement.exit_code == 4
-    assert [p["revision"] for p in json.loads(statement.stdout)] == [1]
+    assert [p["revision"] for p in json.loads(statement.stdout)["postings"]] == [1]
 
 
 @pytest.mark.parametrize(
@@ -171,11 +173,22 @@ def test_balance_as_of_a_commit_position(cli: Cli, dated: Dated) -> None:
     assert (before["balance"], before["revision"]) == ("0.00", -1)
 
 
-def test_statement_json_without_a_period_is_a_list_of_postings(cli: Cli, dated: Dated) -> None:
-    postings = cli.json("statement", dated.account)
-    assert [list(p) for p in postings] == [POSTING_KEYS + LAG_KEYS] * 3
-    assert postings[1] == {
+def test_statement_json_without_a_period_is_the_same_object(cli: Cli, dated: Dated) -> None:
+    doc = cli.json("statement", dated.account)
+    assert list(doc) == STATEMENT_KEYS + LAG_KEYS
+    assert {k: v for k, v in doc.items() if k != "postings"} == {
+        "account_id": dated.account,
+        "currency": "EUR",
+        "from": None,
+        "to": None,
+        "opening_balance": "0.00",
+        "closing_balance": "75.00",
+        "omitted": 0,
         **LIVE,
+    }
+    postings = doc["postings"]
+    assert [list(p) for p in postings] == [POSTING_KEYS] * 3
+    assert postings[1] == {
         "revision": 2,
         "kind": "withdrawal",
         "amount": "-30.00",
@@ -186,14 +199,14 @@ def test_statement_json_without_a_period_is_a_list_of_postings(cli: Cli, dated: 
         "transfer_id": None,
         "counterparty": None,
     }
-    assert cli.json("statement", dated.account, "--consistent") == without_lag(postings)
-    assert json.loads(cli.ok("statement", dated.account, "--format", "json").stdout) == postings
+    assert cli.json("statement", dated.account, "--consistent") == without_lag(doc)
+    assert json.loads(cli.ok("statement", dated.account, "--format", "json").stdout) == doc
 
 
 def test_statement_json_with_a_period_has_opening_and_closing(cli: Cli, dated: Dated) -> None:
     doc = cli.json("statement", dated.account, "--from", "2026-01-15", "--to", "2026-01-31")
-    assert list(doc) == PERIOD_KEYS + LAG_KEYS
-    assert (doc["from"], doc["to"]) == ("2026-01-15", "2026-01-31")
+    assert list(doc) == STATEMENT_KEYS + LAG_KEYS
+    assert (doc["from"], doc["to"], doc["omitted"]) == ("2026-01-15", "2026-01-31", 0)
     assert (doc["opening_balance"], doc["closing_balance"]) == ("100.00", "70.00")
     assert [p["transaction_id"] for p in doc["postings"]] == ["b"]
     consistent = cli.json(
@@ -219,17 +232,46 @@ def test_a_period_without_to_ends_today_and_says_so(
     assert "from 2026-01-15 to 2026-01-25" in title
 
 
-def test_limit_keeps_the_most_recent_postings_in_revision_order(cli: Cli, dated: Dated) -> None:
-    postings = cli.json("statement", dated.account, "--limit", "2")
-    assert [p["revision"] for p in postings] == [2, 3]
+def test_limit_keeps_the_most_recent_postings_and_counts_the_others(cli: Cli, dated: Dated) -> None:
+    doc = cli.json("statement", dated.account, "--limit", "2")
+    assert [p["revision"] for p in doc["postings"]] == [2, 3]
+    assert (doc["omitted"], doc["opening_balance"], doc["closing_balance"]) == (
+        1,
+        "100.00",
+        "75.00",
+    )
     consistent = cli.json("statement", dated.account, "--limit", "2", "--consistent")
-    assert [p["revision"] for p in consistent] == [2, 3]
+    assert consistent == without_lag(doc)
+    assert cli.json("statement", dated.account, "--limit", "3")["omitted"] == 0
+
+
+def test_a_limited_table_says_what_it_left_out_and_what_its_opening_is(
+    cli: Cli, dated: Dated
+) -> None:
+    result = cli.ok("statement", dated.account, "--from", "2026-01-01", "--limit", "2")
+    assert result.stdout.splitlines()[0] == (
+        f"Statement of {dated.account} (EUR) from 2026-01-01 to 2026-02-10 — the last 2 "
+        "postings, 1 earlier not shown: balance before them 100.00, closing 75.00"
+    )
+    assert result.stderr == (
+        "note: 1 earlier posting is not shown (--limit 2); the opening balance is the balance "
+        "before the first posting shown\n"
+    )
+    csv_out = cli.ok("statement", dated.account, "--limit", "1", "--format", "csv")
+    assert "2 earlier postings are not shown (--limit 1)" in csv_out.stderr
+    whole = cli.ok("statement", dated.account, "--from", "2026-01-01", "--limit", "3")
+    assert "— opening 0.00, closing 75.00" in whole.stdout.splitlines()[0]
+    assert whole.stderr == ""
 
 
 def test_a_period_cut_by_limit_opens_just_before_its_first_line(cli: Cli, dated: Dated) -> None:
     doc = cli.json("statement", dated.account, "--from", "2026-01-01", "--limit", "2")
     assert [p["revision"] for p in doc["postings"]] == [2, 3]
-    assert (doc["opening_balance"], doc["closing_balance"]) == ("100.00", "75.00")
+    assert (doc["opening_balance"], doc["closing_balance"], doc["omitted"]) == (
+        "100.00",
+        "75.00",
+        1,
+    )
     consistent = cli.json(
         "statement", dated.account, "--from", "2026-01-01", "--limit", "2", "--consistent"
     )
@@ -259,7 +301,7 @@ def test_csv_has_a_header_row_and_escapes_formulas(cli: Cli, account: str) -> No
         cli.ok("deposit", account, "1", "--tx", f"{account}-{i}", "-d", text, "--wait")
     rows = list(csv.reader(io.StringIO(cli.ok("statement", account, "--format", "csv").stdout)))
     assert rows[0] == CSV_HEADER
-    assert [r[6] for r in rows[2:]] == [
+    assert [r[7] for r in rows[2:]] == [
         "'=1+2",
         "'@SUM(A1:A9)",
         "'+31 6 1234",
@@ -268,8 +310,9 @@ def test_csv_has_a_header_row_and_escapes_formulas(cli: Cli, account: str) -> No
     ]
     # Numbers are written as they are (a negative amount is not a formula).
     assert [r[3] for r in rows[1:3]] == ["100.00", "1.00"]
+    assert {r[5] for r in rows[1:]} == {"EUR"}
     # JSON keeps the text exactly as stored.
-    postings = cli.json("statement", account)
+    postings = cli.json("statement", account)["postings"]
     assert [p["description"] for p in postings[1:]] == descriptions
 
 
@@ -327,6 +370,14 @@ def test_verify_exits_5_on_a_violation(
         ("money", "wrong value", None),
     ]
     assert "verify found" in result.stderr
+    as_csv = external_cli("verify", "--format", "csv")
+    assert as_csv.exit_code == 5
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))
+    assert rows[0] == ["table", "check", "account_id", "day", "detail", "message"]
+    assert [r[:3] for r in rows[1:]] == [
+        ["account_balances", "extra row", account],
+        ["money", "wrong value", ""],
+    ]
 
 
 def test_a_lagging_projection_is_said_on_stderr(

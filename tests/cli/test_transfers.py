@@ -73,7 +73,7 @@ def test_statements_and_the_transfers_list_show_the_transfer(
     tid = "gift-" + account
     cli.ok("transfer", account, payee, "12.50", "--tx", tid, "--wait")
 
-    [line] = [p for p in cli.json("statement", payee, "--format", "json") if p["transfer_id"]]
+    [line] = [p for p in cli.json("statement", payee)["postings"] if p["transfer_id"]]
     assert (line["kind"], line["amount"], line["counterparty"], line["transfer_id"]) == (
         "transfer_in",
         "12.50",

@@ -100,7 +100,7 @@ def test_hostile_text_comes_back_verbatim_in_tables_and_json(
     for extra in ((), ("--consistent",)):
         statement = cli("statement", account, "--format", "json", *extra)
         assert statement.exit_code == 0, statement.stderr
-        [posting] = json.loads(statement.stdout)
+        [posting] = json.loads(statement.stdout)["postings"]
         assert (posting["transaction_id"], posting["description"]) == (tx, description)
 
     shown = cli("statement", account)

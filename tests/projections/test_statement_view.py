@@ -121,3 +121,16 @@ def test_only_the_last_posting_before_the_period_is_needed_for_its_opening() -> 
     given(HISTORY[1], *HISTORY[2:5]).when(start=D2, end=D3).then(
         opening=1500, closing=2200, revisions=[3, 4, 5]
     )
+
+
+def test_a_limit_counts_the_postings_of_the_period_it_left_out() -> None:
+    assert given(*HISTORY).when(start=D1, end=D3, limit=3).statement().omitted == 2
+    assert given(*HISTORY).when(start=D2, end=D3, limit=3).statement().omitted == 0
+    assert given(*HISTORY).when(limit=1).statement().omitted == 5
+    assert given(*HISTORY).when().statement().omitted == 0
+
+
+def test_postings_a_query_did_not_fetch_are_counted_as_left_out() -> None:
+    account = BalanceRow("acc", "Owner", "EUR", 2300, 0, "open", 6, 0, dt.datetime.now(dt.UTC))
+    st = build_statement(account, HISTORY[-2:], limit=2, earlier=4)
+    assert (st.omitted, st.opening_balance, [p.revision for p in st.postings]) == (4, 3200, [5, 6])
