@@ -122,6 +122,9 @@ def make_ledger(obj: Context) -> Ledger:
 
 def write_model_fold(obj: Context) -> WriteModelFold:
     """The write-model fold that verify and rebuild compare the read models with."""
+    from ledger.eventstore import AccountEventStore
     from ledger.writemodel import write_model_fold as fold_of
 
-    return fold_of(make_ledger(obj).handler.store)
+    store = make_ledger(obj).handler.store
+    assert isinstance(store, AccountEventStore)  # it holds the transfer streams too
+    return fold_of(store)

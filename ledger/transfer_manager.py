@@ -12,8 +12,8 @@ from typing import Protocol
 
 from ledger.accounts.events import MoneyWithdrawn, PostingKind
 from ledger.errors import LedgerError
-from ledger.store import EventStore
 from ledger.transfer_process import TransferProcess
+from ledger.transfer_store import LedgerStore as Store
 from ledger.transfer_store import TransferStore
 from ledger.transfers.decider import (
     TransferState,
@@ -36,10 +36,6 @@ class Checkpoint(Protocol):
     def save(self, position: int) -> None:
         """Remember that every transfer touched before `position` is final."""
         ...
-
-
-class Store(EventStore, TransferStore, Protocol):
-    """An event store holding both account and transfer streams."""
 
 
 def touches(store: Store, from_position: int) -> Iterator[tuple[int, str, bool]]:

@@ -26,6 +26,7 @@ from ledger.accounts.events import Posting
 from ledger.errors import (
     AccountClosedError,
     AccountNotFoundError,
+    BalanceOutOfBoundsError,
     BusinessRuleError,
     ConcurrencyConflictError,
     CurrencyMismatchError,
@@ -54,11 +55,16 @@ from ledger.transfers.decider import (
 
 log = logging.getLogger("ledger.transfers")
 
-# A destination that refuses a credit for one of these reasons will refuse it for ever (a
-# closed account never reopens), so the debit may safely go back. Any other refusal (the
-# balance bound) leaves the money in transit, to be retried: refunding it while another
-# process might still credit it would create money.
-PERMANENT_CREDIT_REFUSALS = (AccountClosedError, AccountNotFoundError, CurrencyMismatchError)
+# A destination that refuses a credit for one of these reasons does not take the money: the
+# refusal is recorded (at the revision read, so that one process decides) and the debit goes
+# back. A closed account never reopens; the balance bound could let a racing credit through
+# later, so the refund step looks for the credit on the destination first (see `step`).
+CREDIT_REFUSALS = (
+    AccountClosedError,
+    AccountNotFoundError,
+    CurrencyMismatchError,
+    BalanceOutOfBoundsError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +167,13 @@ class TransferProcess:
             step = TransferStep.REFUND
         if step is None:
             return RunResult(state, position, done=True)
-        record, refused = self._post(state, step)
+        if step is TransferStep.REFUND and (credited := self._credited(state)) is not None:
+            # A credit that raced the refusal got through after all: the transfer completed,
+            # and refunding too would create money.
+            record: AnyTransferCommand | None
+            record, refused = credited, None
+        else:
+            record, refused = self._post(state, step)
         if record is None:
             return RunResult(state, position, refused, done=True)
         events = decide_transfer(record, state)
@@ -179,6 +191,20 @@ class TransferProcess:
         for event in events:
             state = evolve_transfer(state, event)
         return RunResult(state, position, refused, current=True)
+
+    def _credited(self, state: TransferState) -> RecordCredit | None:
+        """The record of a credit posted on the destination after its refusal was recorded
+        (None when there is none, or the refusal cannot have been raced)."""
+        if state.status is not TransferStatus.CREDIT_REFUSED:
+            return None
+        destination = self.handler.load(state.to_account)
+        credit = transfer_transaction_id(state.transfer_id, TransferStep.CREDIT)
+        found = find_transaction(destination, credit)
+        if found is None:
+            return None
+        posted = self.handler.store.read_one(state.to_account, revision=found.revision)
+        at = posted.commit_position if posted is not None else state.posting_position
+        return RecordCredit(transfer_id=state.transfer_id, now=self.clock(), posting_position=at)
 
     def _stray_debit(self, state: TransferState) -> bool:
         """A rejected transfer whose debit was posted anyway by a racing process (which then
@@ -229,7 +255,7 @@ class TransferProcess:
             except BusinessRuleError as exc:
                 if step is TransferStep.DEBIT:
                     return RecordRejection(transfer_id=tid, now=now, reason=str(exc)), exc
-                if step is TransferStep.CREDIT and isinstance(exc, PERMANENT_CREDIT_REFUSALS):
+                if step is TransferStep.CREDIT and isinstance(exc, CREDIT_REFUSALS):
                     return RecordCreditRefusal(transfer_id=tid, now=now, reason=str(exc)), exc
                 log.warning("transfer %s stays in transit: %s", tid, exc)
                 return None, None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ledger.accounts.commands import CommandMeta
-from ledger.store import EncodedEvent, event_id
+from ledger.store import EncodedEvent, EventStore, event_id
 from ledger.streams import transfer_stream
 from ledger.transfers.events import (
     AnyTransferEvent,
@@ -87,3 +87,7 @@ class TransferStore(Protocol):
     ) -> Iterator[tuple[str, StoredTransferEvent]]:
         """(transfer id, event) of every transfer event in $all order, from a position on."""
         ...
+
+
+class LedgerStore(EventStore, TransferStore, Protocol):
+    """An event store holding both account and transfer streams (both stores are one)."""

@@ -6,12 +6,11 @@ import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import Cursor
 
-from ledger.accounts.events import AccountEvent
 from ledger.errors import CorruptEventError, LedgerError
 from projections.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpoints
 from projections.db import lock_key
@@ -89,7 +88,7 @@ class Applier:
         filters them nor moves, and the live runner is paused for the transaction.
         """
         result = BatchResult()
-        decoded: dict[int, AccountEvent | CorruptEventError] = {}
+        decoded: dict[int, Any] = {}  # an event, or its CorruptEventError
         lock = (
             "SELECT pg_advisory_xact_lock(%s)"
             if replay
@@ -125,10 +124,12 @@ class Applier:
         name: str,
         events: Sequence[ProjectedEvent],
         upto: int,
-        decoded: dict[int, AccountEvent | CorruptEventError],
+        decoded: dict[int, Any],
     ) -> tuple[int, int]:
         checkpoint = lock_checkpoint(cur, name)
         todo = [e for e in events if e.position > checkpoint] if upto >= 0 else list(events)
+        if not getattr(projection, "follows_transfers", False):
+            todo = [e for e in todo if not e.of_transfer]
         accounts = sorted({e.account_id for e in todo})
         state: dict[str, tuple[int, bool]] = {}
         if accounts:
@@ -163,7 +164,8 @@ class Applier:
                 to_park.append((e, str(event)))
                 state[e.account_id] = (last, True)
                 continue
-            accepted.append((e, event))
+            # A transfer's event only reaches a projection that follows them (see Projection).
+            accepted.append(cast(Applied, (e, event)))
             state[e.account_id] = (e.revision, False)
         accepted = self._apply_isolating_poison(cur, projection, accepted, to_park, state)
         if state:

@@ -25,6 +25,11 @@ class InFlight:
     legs_in_transit: int = 0
 
 
+# Money is in transit from the debit's leg until the credit's or the refund's, whatever the
+# transfer's stream says (a debit that raced a rejection is in transit until refunded).
+IN_TRANSIT = sql.SQL("debited_at IS NOT NULL AND credited_at IS NULL AND refunded_at IS NULL")
+
+
 def money_in_flight(conn: psycopg.Connection[Any], suffix: str = "") -> dict[str, InFlight]:
     """Each currency's InFlight from account_balances, transfers and daily_totals."""
     t = {
@@ -36,9 +41,9 @@ def money_in_flight(conn: psycopg.Connection[Any], suffix: str = "") -> dict[str
         "balances": sql.SQL("SELECT currency, sum(balance) FROM {} GROUP BY 1").format(
             t["account_balances"]
         ),
-        "in_transit": sql.SQL(
-            "SELECT currency, sum(amount) FROM {} WHERE state = 'debited' GROUP BY 1"
-        ).format(t["transfers"]),
+        "in_transit": sql.SQL("SELECT currency, sum(amount) FROM {} WHERE {} GROUP BY 1").format(
+            t["transfers"], IN_TRANSIT
+        ),
         "external": sql.SQL(
             "SELECT currency, sum(deposited - withdrawn + reversed) FROM {} GROUP BY 1"
         ).format(t["daily_totals"]),
@@ -57,11 +62,13 @@ def stuck_transfers(
     conn: psycopg.Connection[Any], before: dt.datetime, suffix: str = ""
 ) -> list[tuple[str, str, str, int, str, dt.datetime]]:
     """(transfer id, from, to, amount, currency, last change) of each transfer whose money has
-    been in transit since before `before`."""
+    been in transit since before `before` (a transfer only requested is the write model's to
+    report: nothing of it is in the balances)."""
     return conn.execute(
         sql.SQL(
             "SELECT transfer_id, from_account, to_account, amount, currency, updated_at FROM {}"
-            " WHERE state = 'debited' AND updated_at < %s ORDER BY updated_at"
-        ).format(sql.Identifier("transfers" + suffix)),
+            " WHERE {} AND updated_at < %s"
+            " ORDER BY updated_at"
+        ).format(sql.Identifier("transfers" + suffix), IN_TRANSIT),
         (before,),
     ).fetchall()

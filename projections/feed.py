@@ -1,4 +1,5 @@
-"""What projections consume: account events from $all, with their stream revision and position."""
+"""What projections consume: account and transfer events from $all, with their stream revision
+and position."""
 
 from __future__ import annotations
 
@@ -15,17 +16,29 @@ from typing import Any, Protocol
 from psycopg import Cursor
 
 from ledger.accounts.events import AccountEvent, deserialise_event, schema_version_from_metadata
-from ledger.streams import ACCOUNT_STREAM_PREFIX
+from ledger.streams import ACCOUNT_STREAM_PREFIX, TRANSFER_STREAM_PREFIX
+from ledger.transfers.events import AnyTransferEvent, deserialise_transfer_event
 
 SHADOW = "__next"  # suffix of the tables a blue/green rebuild fills
 JOIN_TIMEOUT = 10.0  # seconds a stopped reader gets to leave its gRPC call
 
 log = logging.getLogger("projections.feed")
 
+# The streams projections follow (server side, on the stream name): accounts, and transfers.
+FEED_FILTER = [ACCOUNT_STREAM_PREFIX + ".*", TRANSFER_STREAM_PREFIX + ".*"]
+# A transfer stream's key where projections keep an account id (':' is never in an account id).
+TRANSFER_KEY_PREFIX = "transfer:"
+
+
+def transfer_key(transfer_id: str) -> str:
+    """The key a transfer's stream has in projections' per-stream bookkeeping."""
+    return TRANSFER_KEY_PREFIX + transfer_id
+
 
 @dataclass(frozen=True, slots=True)
 class ProjectedEvent:
-    """An account event as delivered by the subscription (still encoded)."""
+    """An account or transfer event as delivered by the subscription (still encoded);
+    `account_id` is the account's id, or a transfer's `transfer_key`."""
 
     account_id: str
     revision: int
@@ -38,9 +51,12 @@ class ProjectedEvent:
 
     @classmethod
     def from_recorded(cls, recorded: Any) -> ProjectedEvent:
-        """From an esdbclient RecordedEvent of an account stream."""
+        """From an esdbclient RecordedEvent of an account or a transfer stream."""
+        name: str = recorded.stream_name
         return cls(
-            recorded.stream_name[len(ACCOUNT_STREAM_PREFIX) :],
+            transfer_key(name[len(TRANSFER_STREAM_PREFIX) :])
+            if name.startswith(TRANSFER_STREAM_PREFIX)
+            else name[len(ACCOUNT_STREAM_PREFIX) :],
             recorded.stream_position,
             recorded.commit_position,
             recorded.id,
@@ -50,12 +66,22 @@ class ProjectedEvent:
             recorded.recorded_at,
         )
 
-    def decode(self) -> AccountEvent:
+    @property
+    def of_transfer(self) -> bool:
+        """True for an event of a transfer's stream."""
+        return self.account_id.startswith(TRANSFER_KEY_PREFIX)
+
+    def decode(self) -> AccountEvent | AnyTransferEvent:
         """The domain event (upcast to the current schema); raises CorruptEventError."""
+        if self.of_transfer:
+            return deserialise_transfer_event(self.type, self.data)
         return deserialise_event(self.type, self.data, schema_version_from_metadata(self.metadata))
 
 
 Applied = tuple[ProjectedEvent, AccountEvent]
+"""An account event, as every projection is given it."""
+FedEvent = tuple[ProjectedEvent, AccountEvent | AnyTransferEvent]
+"""Either kind of event, as a projection that `follows_transfers` is given it."""
 
 
 class Projection(Protocol):
@@ -70,7 +96,10 @@ class Projection(Protocol):
         """The tables it owns; a rebuild builds `<table>__next` and swaps them in."""
 
     def apply(self, cur: Cursor[Any], events: Sequence[Applied], suffix: str) -> None:
-        """Write the rows for these events into the tables named with `suffix`."""
+        """Write the rows for these events into the tables named with `suffix`.
+
+        Only account events, unless the projection has `follows_transfers = True`: then the
+        transfer streams' events too (the applier never gives them to any other)."""
 
 
 class SubscriptionReader(threading.Thread):

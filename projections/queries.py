@@ -140,6 +140,8 @@ class TransferRow:
     currency: str
     state: str
     description: str
+    reason: str | None
+    requested_at: dt.datetime | None
     debited_at: dt.datetime | None
     credited_at: dt.datetime | None
     refunded_at: dt.datetime | None
@@ -153,7 +155,8 @@ def list_transfers(
     with conn.cursor(row_factory=class_row(TransferRow)) as cur:
         return cur.execute(
             "SELECT transfer_id, from_account, to_account, amount, currency, state, description,"
-            " debited_at, credited_at, refunded_at, updated_at FROM transfers"
+            " reason, requested_at, debited_at, credited_at, refunded_at, updated_at"
+            " FROM transfers"
             " WHERE (%(account)s::text IS NULL OR from_account = %(account)s"
             " OR to_account = %(account)s) AND (%(state)s::text IS NULL OR state = %(state)s)"
             " ORDER BY updated_at DESC, transfer_id",

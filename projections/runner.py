@@ -18,15 +18,14 @@ from esdbclient import EventStoreDBClient
 from esdbclient.events import CaughtUp, Checkpoint
 
 from ledger.errors import ServiceUnavailableError
-from ledger.streams import ACCOUNT_STREAM_PREFIX
 from projections.applier import PROJECTIONS, Applier, runner_key
 from projections.db import connect, migrate
-from projections.feed import ProjectedEvent, Projection, SubscriptionReader
+from projections.feed import FEED_FILTER, ProjectedEvent, Projection, SubscriptionReader
 from projections.heartbeat import HEARTBEAT_EVERY, Heartbeat
 
 log = logging.getLogger("projections.runner")
 
-ACCOUNT_FILTER = [ACCOUNT_STREAM_PREFIX + ".*"]  # server side, on the stream name
+ACCOUNT_FILTER = FEED_FILTER  # account and transfer streams, server side, on the stream name
 LAG_PROBE_CAP = 10_000
 
 

@@ -21,7 +21,7 @@ from projections.applier import PROJECTIONS
 from projections.checkpoints import read_checkpoints
 from projections.conservation import money_in_flight, stuck_transfers
 from projections.names import PROJECTION_NAMES
-from projections.transfers import transfer_row
+from projections.transfers import complete, facts_of, fold_rows
 
 # The write model's books folded up to a $all position (ledger.writemodel.write_model_fold).
 WriteModelFold = Callable[[int], Books]
@@ -395,9 +395,8 @@ def _counted(items: Sequence[str], what: str) -> str:
 
 
 def expected_transfers(books: Books) -> tuple[dict[str, dict[str, Any]], list[Violation]]:
-    """The transfers rows the books' transfer legs imply, and the legs that cannot be one
-    transfer's (a step posted twice, a credit and a refund, a leg without a debit)."""
-    rows: dict[str, dict[str, Any]] = {}
+    """The transfers rows the books' transfer streams and legs imply, and the legs that cannot
+    be one transfer's (a step posted twice, a credit and a refund, a leg without a debit)."""
     legs: dict[str, list[tuple[str, Posting]]] = {}
     for account_id, postings in books.postings.items():
         for posting in postings.values():
@@ -420,29 +419,34 @@ def expected_transfers(books: Books) -> tuple[dict[str, dict[str, Any]], list[Vi
                     f"{sorted(amounts)}: money was created or lost",
                 )
             )
-        for account_id, posting in posted:
-            row = transfer_row(account_id, posting)
-            if row is None:
-                continue
-            had = rows.get(tid)
-            if had is None or had["state"] == "debited":
-                rows[tid] = row
-    return rows, found
+    # The projection's own merge, over the same facts: each transfer's events, then its legs.
+    streams = ((tid, e) for tid, events in books.transfers.items() for e in events)
+    posted_legs = (leg for posted in legs.values() for leg in posted)
+    rows = fold_rows(facts_of((("", e) for _, e in streams)))
+    rows = fold_rows(facts_of(posted_legs), rows)
+    return {tid: row for tid, row in rows.items() if complete(row)}, found
 
 
 def _compare_transfers(
     conn: psycopg.Connection[Any], books: Books, table: str, since: int | None
 ) -> list[Violation]:
     expected, found = expected_transfers(books)
-    fields = ("from_account", "to_account", "amount", "currency", "state")
+    fields = ("from_account", "to_account", "amount", "currency", "state", "reason", "legs")
     got = {
         tid: dict(zip(fields, rest, strict=True))
         for tid, *rest in conn.execute(
             sql.SQL(
-                "SELECT transfer_id, from_account, to_account, amount, currency, state FROM {}"
+                "SELECT transfer_id, from_account, to_account, amount, currency, state, reason,"
+                " concat_ws(' ', CASE WHEN debited_at IS NOT NULL THEN 'debit' END,"
+                " CASE WHEN credited_at IS NOT NULL THEN 'credit' END,"
+                " CASE WHEN refunded_at IS NOT NULL THEN 'refund' END) FROM {}"
             ).format(sql.Identifier(table))
         )
     }
+    # Which legs reached each row: what money_in_flight counts as in transit.
+    legs = {"debit": "debited_at", "credit": "credited_at", "refund": "refunded_at"}
+    for expect in expected.values():
+        expect["legs"] = " ".join(leg for leg, at in legs.items() if expect[at] is not None)
     for tid in sorted(set(got) | set(expected)):
         row, want = got.get(tid), expected.get(tid)
         if want is None:
@@ -453,7 +457,7 @@ def _compare_transfers(
                     EXTRA,
                     row["from_account"],
                     None,
-                    f"transfer {tid} ({row['state']}), but the store has no leg of it up to "
+                    f"transfer {tid} ({row['state']}), but the store has no event of it up to "
                     f"position {books.position}",
                 )
             )
@@ -464,7 +468,7 @@ def _compare_transfers(
                     MISSING,
                     want["from_account"],
                     None,
-                    f"no row for transfer {tid}, whose legs in the store make it {want['state']}",
+                    f"no row for transfer {tid}, whose events in the store make it {want['state']}",
                 )
             )
         elif diffs := [_differs(f, row[f], want[f]) for f in fields if row[f] != want[f]]:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 PANEL = "Transfers"
-STATES = ("requested", "debited", "completed", "failed", "rejected", "credit_refused")
 
 
 def _doc(outcome: TransferOutcome) -> dict[str, Any]:
@@ -183,22 +182,28 @@ def list_transfers(
         str | None, typer.Argument(help="Only transfers from or to this account.")
     ] = None,
     state: Annotated[
-        str | None, typer.Option("--state", help="debited (in transit), completed or failed.")
+        str | None,
+        typer.Option(
+            "--state",
+            help="requested, debited (money in transit), completed, failed (refunded) "
+            "or rejected (nothing moved).",
+        ),
     ] = None,
     fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Transfers that moved money, from the transfers read model (newest first)."""
+    """Every transfer, in any state, from the transfers read model (newest first)."""
     obj = context(ctx, json_out)
     with handled(obj):
         from ledger.accounts.ids import check_account_id
         from projections.queries import list_transfers as query
+        from projections.transfers import STATES
 
         use_format(obj.output, fmt, json_out)
         if account is not None:
             check_account_id(account)
-        if state is not None and state not in ("debited", "completed", "failed"):
-            fail(f"--state is debited, completed or failed, not {state!r}")
+        if state is not None and state not in STATES:
+            fail(f"--state is one of {', '.join(STATES)}; not {state!r}")
         with read_conn(obj) as conn:
             rows = query(conn, account=account, state=state)
         docs = [
@@ -210,6 +215,8 @@ def list_transfers(
                 "currency": r.currency,
                 "state": r.state,
                 "description": r.description,
+                "reason": r.reason,
+                "requested_at": r.requested_at.isoformat() if r.requested_at else None,
                 "debited_at": r.debited_at.isoformat() if r.debited_at else None,
                 "updated_at": r.updated_at.isoformat(),
             }

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ledger.accounts.daily import DayKey, DayTotals, add_posting, day_key
 from ledger.accounts.decider import State, evolve, initial_state
 from ledger.accounts.events import AccountEvent, Posting
+from ledger.transfers.events import AnyTransferEvent
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Books:
     last_positions: dict[str, int] = field(default_factory=dict)
     postings: dict[str, dict[int, Posting]] = field(default_factory=dict)
     daily: dict[DayKey, DayTotals] = field(default_factory=dict)
+    transfers: dict[str, list[AnyTransferEvent]] = field(default_factory=dict)
     later_events: int = 0
 
     def add(self, account_id: str, revision: int, position: int, event: AccountEvent) -> None:
@@ -32,6 +34,10 @@ class Books:
             self.postings.setdefault(account_id, {})[revision] = event
             key = day_key(event)
             self.daily[key] = add_posting(self.daily.get(key, DayTotals()), event)
+
+    def add_transfer(self, transfer_id: str, event: AnyTransferEvent) -> None:
+        """Keep one event of a transfer's stream (the next of it, in $all order)."""
+        self.transfers.setdefault(transfer_id, []).append(event)
 
     def moved_since(self, position: int) -> set[str]:
         """The accounts with an event after `position`."""

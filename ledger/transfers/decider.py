@@ -2,7 +2,8 @@
 
 A transfer's stream records the outcome of each step on the accounts:
 requested → debited → credited → completed; requested → rejected (the debit was refused);
-debited → credit refused → refunded → failed (the destination closed in between).
+debited → credit refused → refunded → failed (the destination closed in between, or would
+exceed the balance bound); credit refused → credited → completed (a racing credit got through).
 """
 
 from __future__ import annotations
@@ -190,7 +191,11 @@ def decide_transfer(command: AnyTransferCommand, state: TransferState) -> list[A
             ]
         case RecordRejection() if status is TransferStatus.REQUESTED:
             return [TransferRejected(transfer_id=tid, occurred_at=at, reason=command.reason)]
-        case RecordCredit() if status in (TransferStatus.DEBITED, TransferStatus.CREDITED):
+        case RecordCredit() if status in (
+            TransferStatus.DEBITED,
+            TransferStatus.CREDITED,
+            TransferStatus.CREDIT_REFUSED,  # a credit that raced the refusal got through
+        ):
             credited = (
                 []
                 if status is TransferStatus.CREDITED

@@ -165,3 +165,41 @@ def test_a_transfer_without_an_id_gets_one_that_is_printed_for_a_retry(
     assert json.loads(result.stdout)["transfer_id"] == generated
     again = cli.json("transfer", account, payee, "1.00", "--tx", generated)
     assert again["replayed"] is True
+
+
+def test_the_transfers_list_shows_rejected_and_requested_transfers_and_checks_the_state(
+    cli: Cli, account: str, stack: LocalStack
+) -> None:
+    payee = opened(cli)
+    rejected = "too-big-" + account
+    assert cli("transfer", account, payee, "500", "--tx", rejected).exit_code == 1
+    pending = "pending-" + account
+    store = AccountEventStore.connect(stack.eventstore_uri())
+    try:
+        ledger = Ledger(CommandHandler(store), clock=lambda: dt.datetime.now(dt.UTC), actor="t")
+        ledger.transfers.request(
+            RequestTransfer(
+                transfer_id=pending,
+                now=ledger.clock(),
+                from_account=account,
+                to_account=payee,
+                amount=100,
+                currency="EUR",
+            )
+        )
+    finally:
+        store.close()
+    cli.ok("transfer", account, payee, "2", "--tx", "done-" + account, "--wait")
+
+    listed = {t["transfer_id"]: t for t in cli.json("transfers", account)}
+
+    assert listed[rejected]["state"] == "rejected"
+    assert "short by 400.00 EUR" in listed[rejected]["reason"]
+    assert listed[rejected]["amount"] == "500.00"
+    assert listed["done-" + account]["state"] == "completed"
+    assert listed.get(pending, {"state": "requested"})["state"] in ("requested", "completed")
+    [only] = cli.json("transfers", account, "--state", "rejected")
+    assert only["transfer_id"] == rejected
+    bad = cli("transfers", "--state", "in_transit")
+    assert bad.exit_code == 2
+    assert "requested, debited, completed, failed, rejected" in bad.stderr

@@ -96,6 +96,19 @@ def test_verify_catches_a_transfer_row_with_the_wrong_state(db: psycopg.Connecti
     project(db, feed.events)
     db.execute("UPDATE transfers SET state = 'completed' WHERE transfer_id = 'x2'")
 
+    [violation] = verify(db, feed.fold)
+
+    assert (violation.table, violation.check) == ("transfers", "wrong value")
+    assert "state 'completed', the write model has 'debited'" in violation.detail
+
+
+def test_verify_catches_a_transfer_row_whose_money_arrived_without_a_credit(
+    db: psycopg.Connection,
+) -> None:
+    feed, _, _ = scenario()
+    project(db, feed.events)
+    db.execute("UPDATE transfers SET credited_at = updated_at WHERE transfer_id = 'x2'")
+
     found = {(v.table, v.check) for v in verify(db, feed.fold)}
 
     # The row is wrong, and with it 20.00 in transit vanished from the money in flight.
@@ -166,7 +179,7 @@ def test_conservation_waits_for_the_read_models_to_stand_at_one_position(
     db.execute(
         "UPDATE projection_checkpoints SET position = position - 1 WHERE projection = 'transfers'"
     )
-    db.execute("UPDATE transfers SET state = 'completed' WHERE transfer_id = 'x2'")
+    db.execute("UPDATE transfers SET credited_at = updated_at WHERE transfer_id = 'x2'")
 
     found = {(v.table, v.check) for v in verify(db, feed.fold)}
 

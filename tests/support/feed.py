@@ -28,8 +28,9 @@ from ledger.accounts.commands import (
 )
 from ledger.accounts.decider import State, decide, evolve, initial_state
 from ledger.accounts.events import AccountEvent, encode_metadata, serialise_event
+from ledger.transfers.events import AnyTransferEvent, serialise_transfer_event
 from projections.applier import PROJECTIONS, Applier, BatchResult
-from projections.feed import ProjectedEvent
+from projections.feed import ProjectedEvent, transfer_key
 from tests.support.clock import T0
 
 META = CommandMeta(correlation_id="corr-1", causation_id="cause-1", actor="test:projections")
@@ -42,7 +43,8 @@ class Feed:
         self._positions = itertools.count(start_position, 100)
         self.states: dict[str, State] = {}
         self.events: list[ProjectedEvent] = []
-        self.decoded: dict[int, AccountEvent] = {}
+        self.decoded: dict[int, AccountEvent | AnyTransferEvent] = {}
+        self.transfer_revisions: dict[str, int] = {}
 
     def _do(
         self, command_type: type[Command], account_id: str, now: datetime, **fields: Any
@@ -153,14 +155,43 @@ class Feed:
             currency=currency,
         )
 
+    def transfer(self, *events: AnyTransferEvent, now: datetime = T0) -> list[ProjectedEvent]:
+        """Record events of a transfer's own stream as the subscription gives them."""
+        out = []
+        for event in events:
+            tid = event.transfer_id
+            revision = self.transfer_revisions.get(tid, -1) + 1
+            self.transfer_revisions[tid] = revision
+            event_type, data = serialise_transfer_event(event)
+            stored = ProjectedEvent(
+                transfer_key(tid),
+                revision,
+                next(self._positions),
+                uuid.uuid4(),
+                event_type,
+                data,
+                b"{}",
+                now,
+            )
+            self.decoded[stored.position] = event
+            out.append(stored)
+        self.events.extend(out)
+        return out
+
     def fold(self, upto: int) -> Books:
         """A fake write-model fold over this feed (the shape verify() takes): its books at a
         position, folded by the same code as the real one."""
         books = Books(position=upto)
         for e in self.events:
+            event = self.decoded[e.position]
             if e.position <= upto:
-                books.add(e.account_id, e.revision, e.position, self.decoded[e.position])
-            else:
+                if e.of_transfer:
+                    assert not isinstance(event, AccountEvent)
+                    books.add_transfer(event.transfer_id, event)
+                else:
+                    assert isinstance(event, AccountEvent)
+                    books.add(e.account_id, e.revision, e.position, event)
+            elif not e.of_transfer:
                 books.later_events += 1
         return books
 

@@ -9,13 +9,16 @@ import pytest
 
 from ledger.accounts.commands import CommandMeta, PostTransferLeg, TransferStep, make_command
 from ledger.accounts.events import TRANSFER_KINDS, Posting
+from ledger.currency import format_amount
 from ledger.errors import (
     AccountClosedError,
+    BalanceOutOfBoundsError,
     CurrencyMismatchError,
     InsufficientFundsError,
     SameAccountError,
     TransferConflictError,
 )
+from ledger.money import MAX_BALANCE
 from ledger.service import Ledger
 from ledger.store import EventStore
 from ledger.transfers.commands import RecordRejection, RequestTransfer
@@ -235,3 +238,53 @@ def test_concurrent_transfers_among_hot_accounts_conserve_money(
         if isinstance(stored.event, Posting) and stored.event.kind not in TRANSFER_KINDS
     )
     assert sum(balance(ledgers[0], x) for x in hot) == external
+
+
+def bound_case(ledger: Ledger, clock: Clock) -> tuple[str, str, str]:
+    """a: 100.00; b: 10.00 below the balance bound; transfer x of 40.00 requested and debited."""
+    a, b = accounts(ledger, "100", "0")
+    ledger.deposit(b, format_amount(MAX_BALANCE - 1000, "EUR"), "near-the-bound")
+    tid = "x-" + a
+    request = {"transfer_id": tid, "now": clock(), "from_account": a, "to_account": b}
+    ledger.transfers.request(
+        make_command(RequestTransfer, {**request, "amount": 4000, "currency": "EUR"})
+    )
+    ledger.transfers.step(tid)  # the debit
+    return a, b, tid
+
+
+def test_a_credit_over_the_balance_bound_is_refunded_and_the_transfer_fails_with_the_reason(
+    ledger: Ledger, clock: Clock
+) -> None:
+    a, b, tid = bound_case(ledger, clock)
+
+    result = ledger.transfers.run(tid)
+
+    assert (result.state.status, result.state.refunded) == (TransferStatus.FAILED, True)
+    assert isinstance(result.refusal, BalanceOutOfBoundsError)
+    assert "bound" in ledger.transfer_state(tid).reason
+    assert (balance(ledger, a), balance(ledger, b)) == (10000, MAX_BALANCE - 1000)
+    assert ledger.transfer_state(tid).in_transit == 0
+
+
+def test_a_credit_that_got_through_after_its_refusal_completes_the_transfer_not_a_refund(
+    ledger: Ledger, clock: Clock
+) -> None:
+    """The race of two processes: one recorded the refusal over the bound, the other credited
+    just after the destination's balance went down."""
+    a, b, tid = bound_case(ledger, clock)
+    step = ledger.transfers.step(tid)  # the credit refused over the bound, recorded
+    assert step.state.status is TransferStatus.CREDIT_REFUSED
+    ledger.withdraw(b, "100", "makes-room")
+    leg = {"account_id": b, "now": clock(), "meta": META, "transfer_id": tid, "counterparty": a}
+    ledger.handler.handle(
+        make_command(
+            PostTransferLeg,
+            {**leg, "step": TransferStep.CREDIT, "amount": 4000, "currency": "EUR"},
+        )
+    )
+
+    result = ledger.transfers.run(tid)
+
+    assert (result.state.status, result.state.refunded) == (TransferStatus.COMPLETED, False)
+    assert (balance(ledger, a), balance(ledger, b)) == (6000, MAX_BALANCE - 1000 - 10000 + 4000)
