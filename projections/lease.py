@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -14,6 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ledger.errors import LedgerError
 from projections.applier import runner_key
 from projections.db import connect
+from projections.heartbeat import HEARTBEAT_EVERY, Heartbeat
 
 log = logging.getLogger("projections.lease")
 
@@ -100,7 +101,7 @@ class Lease:
         except psycopg.errors.LockNotAvailable:
             return False
 
-    def acquire(self, stop: threading.Event, *, on_wait: Any = None) -> bool:
+    def acquire(self, stop: threading.Event, *, on_wait: Callable[[], None] | None = None) -> bool:
         """Block until every slot is held (True) or `stop` is set (False); `on_wait()` is
         called between waits (a standby's heartbeat)."""
         while not stop.is_set():
@@ -109,6 +110,31 @@ class Lease:
             if on_wait is not None:
                 on_wait()
         return False
+
+    def take(
+        self,
+        stop: threading.Event,
+        heartbeat: Heartbeat | None,
+        conn: psycopg.Connection[Any],
+    ) -> bool:
+        """Hold every slot, standing by (and saying so) while another runner holds them;
+        False when `stop` was set first."""
+        slots = ", ".join(self.slots)
+        if not self.try_acquire():
+            log.info("standby for %s: another runner is active", slots)
+            if heartbeat:
+                heartbeat.standby(conn)
+
+            def beat() -> None:
+                if heartbeat and heartbeat.due():
+                    heartbeat.beat(conn)
+
+            if not self.acquire(stop, on_wait=beat):
+                if heartbeat:
+                    heartbeat.stopped(conn)
+                return False
+        log.info("active for %s", slots)
+        return True
 
     def alive(self) -> bool:
         """Whether the lock session still answers (a closed one has released the locks)."""
@@ -156,3 +182,41 @@ class Lease:
             self.open()
         assert self.conn is not None
         return self.conn
+
+
+def lead(
+    database_url: str,
+    slot: str,
+    stop: threading.Event,
+    work: Callable[[threading.Event], None],
+    *,
+    every: float = HEARTBEAT_EVERY,
+) -> None:
+    """Run `work(active)` whenever this process holds `slot`'s lease, standing by otherwise,
+    until `stop`; `active` is set when `stop` is or the lease is lost (the transfer process
+    manager's loop: its steps are idempotent, so a late step after a loss is only wasted)."""
+    lease, heartbeat = Lease(database_url, [slot]), Heartbeat([slot], every)
+    while not stop.is_set():
+        conn = connect(database_url)
+        try:
+            if not lease.take(stop, heartbeat, conn):
+                return
+            heartbeat.register(conn)
+            ended = threading.Event()
+            worker = threading.Thread(target=work, args=(ended,), name=f"{slot}-work", daemon=True)
+            worker.start()
+            while worker.is_alive() and not stop.wait(min(every, 1.0)):
+                if not lease.alive():
+                    log.warning("lost the lock of %s; standing by again", slot)
+                    break
+                heartbeat.beat(conn)
+            ended.set()
+            worker.join()
+            if stop.is_set():
+                heartbeat.stopped(conn)
+        except (psycopg.OperationalError, LedgerError) as exc:
+            log.warning("%s: database unavailable (%s); retrying", slot, exc)
+            stop.wait(1.0)
+        finally:
+            lease.release()
+            conn.close()

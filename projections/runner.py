@@ -184,24 +184,8 @@ class Runner:
 
     def _lead(self, conn: psycopg.Connection[Any]) -> bool:
         """Hold the slots' lease, standing by while another runner holds it (False: stopped)."""
-        slots = ", ".join(self.lease.slots)
-        if not self.lease.try_acquire():
-            log.info("standby for %s: another runner is active", slots)
-            heartbeat = self.heartbeat
-            if heartbeat:
-                heartbeat.standby(conn)
-
-            def beat() -> None:
-                if heartbeat and heartbeat.due():
-                    heartbeat.beat(conn)
-
-            if not self.lease.acquire(self.stop_event, on_wait=beat):
-                if heartbeat:
-                    heartbeat.stopped(conn)
-                return False
-        self.active = True
-        log.info("active for %s", slots)
-        return True
+        self.active = self.lease.take(self.stop_event, self.heartbeat, conn)
+        return self.active
 
     def _follow(self, applier: Applier, until_caught_up: bool, stop_at: int | None) -> bool:
         """One subscription's life; True when the run is complete."""

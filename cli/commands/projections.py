@@ -51,10 +51,11 @@ def projections_status(
     obj = context(ctx, json_out)
     with handled(obj):
         from cli.lag import lag_counter
-        from projections.status import read_status
+        from projections.names import PROJECTION_NAMES
+        from projections.status import ALL_SLOTS, read_status
 
         with read_conn(obj) as conn:
-            statuses = read_status(conn, count=lag_counter(obj))
+            statuses = read_status(conn, ALL_SLOTS, count=lag_counter(obj))
         if obj.output.json_mode:
             obj.output.json([_status_doc(s) for s in statuses])
         else:
@@ -87,7 +88,7 @@ def projections_status(
             problems = [
                 f"{s.projection}: {', '.join(found)}"
                 for s in statuses
-                if (found := s.problems(max_lag))
+                if s.projection in PROJECTION_NAMES and (found := s.problems(max_lag))
             ]
             if problems:
                 fail(
@@ -97,9 +98,14 @@ def projections_status(
 
 
 def _runner_cell(status: ProjectionStatus) -> str:
-    if status.alive or status.heartbeat_age_s is None:
-        return status.runner
-    return f"{status.runner} ({status.heartbeat_age_s:.0f}s)"
+    """The state, the active runner (host/pid) and those standing by."""
+    if status.alive:
+        cell = f"{status.runner} {status.runner_host}/{status.runner_pid}"
+    elif status.heartbeat_age_s is None:
+        cell = status.runner
+    else:
+        cell = f"{status.runner} ({status.heartbeat_age_s:.0f}s)"
+    return cell + "".join(f"; standby {s}" for s in status.standbys)
 
 
 def _status_doc(status: ProjectionStatus) -> dict[str, Any]:
@@ -109,14 +115,42 @@ def _status_doc(status: ProjectionStatus) -> dict[str, Any]:
     return doc
 
 
+def parse_only(only: str | None) -> list[str] | None:
+    """The projections named by `--only a,b` (None: all); an unknown name is invalid input."""
+    from projections.names import PROJECTION_NAMES
+
+    if only is None:
+        return None
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROJECTION_NAMES]
+    if unknown or not names:
+        fail(
+            f"unknown projection {', '.join(map(repr, unknown)) or repr(only)};"
+            f" choose from {', '.join(PROJECTION_NAMES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
 @app.command("run")
-def projections_run(ctx: typer.Context) -> None:
+def projections_run(
+    ctx: typer.Context,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            metavar="NAME[,NAME]",
+            help="Run only these projections (each keeps its own checkpoint); any number of"
+            " runners may run: one is active per projection, the others stand by.",
+        ),
+    ] = None,
+) -> None:
     """Run the projection runner in the foreground until SIGTERM/SIGINT."""
     import signal
     import threading
 
     obj = context(ctx)
     with handled(obj):
+        names = parse_only(only)
         from projections.runner import Runner
 
         logging.basicConfig(
@@ -133,7 +167,7 @@ def projections_run(ctx: typer.Context) -> None:
         from cli.commands.transfers import start_transfer_manager
 
         manager = start_transfer_manager(esdb, db, obj.settings.clock, stop)
-        Runner(db, esdb, stop=stop).run()
+        Runner(db, esdb, projections=names, stop=stop).run()
         stop.set()
         manager.join(timeout=10)
 

@@ -41,6 +41,7 @@ STATUS_KEYS = [
     "heartbeat_age_s",
     "checkpoint_at",
     "lag_current",
+    "standbys",
 ]
 Execute = Callable[[str, Sequence[Any]], None]
 
@@ -83,7 +84,7 @@ def parked_count(database_url: str, account: str) -> int:
 
 def test_status_json_lists_each_projection(cli: Cli, account: str) -> None:
     docs = cli.json("projections", "status")
-    assert [d["projection"] for d in docs] == sorted(PROJECTIONS)
+    assert [d["projection"] for d in docs] == [*sorted(PROJECTIONS), "process:transfers"]
     assert all(list(d) == STATUS_KEYS for d in docs)
     assert all(d["checkpoint"] > 0 and d["parked"] == 0 and d["runner"] == "running" for d in docs)
     cli.ok("projections", "status", "--health")
