@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from projections.status import ProjectionStatus
 
 app = typer.Typer(
-    help="Read-model operations: status, run, rebuild, replay parked events.",
+    help="Read-model operations: status, run, rebuild, list and replay parked events.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
 )
@@ -284,10 +284,76 @@ def rebuild_with_progress(
     return report
 
 
+@app.command("parked")
+def projections_parked(
+    ctx: typer.Context,
+    projection: Annotated[
+        str | None, typer.Option("--projection", help="Only this projection.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List parked events: position, projection, account@revision, error, when parked."""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from projections.names import PROJECTION_NAMES
+        from projections.parked import list_parked
+
+        if projection is not None and projection not in PROJECTION_NAMES:
+            fail(f"unknown projection {projection!r}; choose from {', '.join(PROJECTION_NAMES)}")
+        with read_conn(obj) as conn:
+            parked = list_parked(conn, projection=projection)
+        _show_parked(obj, parked)
+
+
+def _show_parked(obj: Context, parked: list[Any]) -> None:
+    if obj.output.json_mode:
+        obj.output.json(
+            [
+                {
+                    "position": p.position,
+                    "projection": p.projection,
+                    "account_id": p.account_id,
+                    "revision": p.revision,
+                    "event_type": p.event_type,
+                    "error": p.error,
+                    "parked_at": p.parked_at.isoformat(),
+                }
+                for p in parked
+            ]
+        )
+        return
+    if not parked:
+        obj.output.note("nothing is parked")
+        return
+    obj.output.table(
+        "Parked events",
+        [
+            ("position", "right"),
+            ("projection", "left"),
+            ("event", "left"),
+            ("error", "left"),
+            ("parked at", "left"),
+        ],
+        [
+            [
+                str(p.position),
+                p.projection,
+                f"{p.account_id}@{p.revision} {p.event_type}",
+                p.error,
+                p.parked_at.isoformat(timespec="seconds"),
+            ]
+            for p in parked
+        ],
+    )
+
+
 @app.command("replay-parked")
 def projections_replay_parked(
     ctx: typer.Context,
     account: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be replayed; write nothing.")
+    ] = False,
     yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -301,6 +367,11 @@ def projections_replay_parked(
             check_account_id(account)
         with read_conn(obj) as conn:
             parked = list_parked(conn, account)
+            if dry_run:
+                if not obj.output.json_mode:
+                    obj.output.line(f"Would replay {len(parked)} parked events (dry run):")
+                _show_parked(obj, parked)
+                return
             if not parked:
                 obj.output.note("nothing is parked")
                 if obj.output.json_mode:

@@ -200,3 +200,46 @@ def test_projections_run_catches_up_and_stops_on_sigterm(
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, stderr
+
+
+def test_parked_lists_each_parked_event_and_filters_by_projection(
+    external_cli: Cli, read_db: Execute
+) -> None:
+    account = new_account_id("parked")
+    park(read_db, account, valid=False)
+    docs = external_cli.json("projections", "parked")
+    assert [(d["projection"], d["account_id"], d["revision"], d["position"]) for d in docs] == [
+        (name, account, 0, 1) for name in sorted(PROJECTIONS)
+    ]
+    assert {d["error"] for d in docs} == {"test"} and all(d["parked_at"] for d in docs)
+    only = external_cli.json("projections", "parked", "--projection", "balances")
+    assert [d["projection"] for d in only] == ["balances"]
+    table = external_cli.ok("projections", "parked").stdout
+    assert "Parked events" in table and "balances" in table
+
+
+def test_parked_with_an_unknown_projection_exits_2(external_cli: Cli) -> None:
+    result = external_cli("projections", "parked", "--projection", "nope")
+    assert result.exit_code == 2
+    assert "unknown projection 'nope'; choose from balances" in result.stderr
+
+
+def test_replay_parked_dry_run_says_what_it_would_replay_and_writes_nothing(
+    external_cli: Cli, read_db: Execute, database_url: str
+) -> None:
+    account = new_account_id("parked")
+    park(read_db, account, valid=True)
+    result = external_cli.ok("projections", "replay-parked", account, "--dry-run")
+    assert f"Would replay {len(PROJECTIONS)} parked events (dry run)" in result.stdout
+    docs = external_cli.json("projections", "replay-parked", account, "--dry-run")
+    assert [d["projection"] for d in docs] == sorted(PROJECTIONS)
+    assert parked_count(database_url, account) == len(PROJECTIONS)
+
+
+def test_run_only_an_unknown_projection_exits_2_listing_the_names(external_cli: Cli) -> None:
+    result = external_cli("projections", "run", "--only", "balances,nope")
+    assert result.exit_code == 2
+    assert (
+        "unknown projection 'nope'; choose from balances, statements, daily_totals, transfers"
+        in result.stderr
+    )

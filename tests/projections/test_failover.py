@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -22,9 +23,10 @@ from projections.checkpoints import ensure_checkpoints, read_checkpoints
 from projections.consistency import wait_for_position
 from projections.lease import Lease, LeaseLostError
 from projections.names import PROJECTION_NAMES
+from projections.status import read_status
 from tests.projections.test_exactly_once import assert_exactly_once
 from tests.support.ids import new_account_id
-from tests.support.runners import runner_process
+from tests.support.runners import RunnerThread, runner_process
 from tests.support.waiting import DEADLINE, wait_until
 
 KILLS = 10
@@ -181,3 +183,52 @@ def test_a_lease_is_all_or_nothing(database_url: str) -> None:
     finally:
         holder.close()
         wide.close()
+
+
+def test_status_shows_the_active_runner_and_the_one_standing_by(
+    servers: Callable[..., ServerProcess],
+    start_runner: Callable[..., RunnerThread],
+    db: psycopg.Connection[Any],
+) -> None:
+    server = servers()
+    first = start_runner(server.uri, heartbeat_every=0.2)
+    wait_until(lambda: first.runner.active, what="the first runner to lead")
+    start_runner(server.uri, heartbeat_every=0.2)
+
+    statuses = wait_until(
+        lambda: [s for s in read_status(db) if s.standbys] or None, what="a standby in status"
+    )
+    here = f"{socket.gethostname()}/{os.getpid()}"
+    assert {(s.projection, s.runner, s.runner_host, s.runner_pid) for s in statuses} == {
+        (name, "running", socket.gethostname(), os.getpid()) for name in PROJECTION_NAMES
+    }
+    assert {tuple(s.standbys) for s in statuses} == {(here,)}
+
+
+def test_runners_of_different_projections_are_active_at_once_each_with_its_checkpoint(
+    servers: Callable[..., ServerProcess],
+    make_ledger: Callable[..., Ledger],
+    start_runner: Callable[..., RunnerThread],
+    db: psycopg.Connection[Any],
+) -> None:
+    server = servers()
+    ledger, acc = make_ledger(server.uri), new_account_id()
+    ledger.open_account(acc, "Owner", "EUR")
+    balances = start_runner(server.uri, projections=["balances"])
+    statements = start_runner(server.uri, projections=["statements"])
+    position = ledger.deposit(acc, "2.00", "tx-1").commit_position or 0
+
+    wait_until(
+        lambda: min(read_checkpoints(db, ["balances", "statements"]).values()) >= position,
+        what="both projections to pass the deposit",
+    )
+    assert balances.runner.active and statements.runner.active
+    assert read_checkpoints(db, ["daily_totals", "transfers"]) == {
+        "daily_totals": 0,
+        "transfers": 0,
+    }
+    runners = db.execute(
+        "SELECT projection, runner_id FROM projection_runners ORDER BY projection"
+    ).fetchall()
+    assert [p for p, _ in runners] == ["balances", "statements"]
+    assert len({r for _, r in runners}) == 2
