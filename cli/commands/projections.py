@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -146,7 +147,6 @@ def projections_run(
 ) -> None:
     """Run the projection runner in the foreground until SIGTERM/SIGINT."""
     import signal
-    import threading
 
     obj = context(ctx)
     with handled(obj):
@@ -159,6 +159,9 @@ def projections_run(
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        if names is None and obj.settings.runners == "per-projection":
+            run_per_projection(stop)
+            return
         if obj.settings.embedded:
             stack = local_stack(obj)
             esdb, db = stack.eventstore_uri(), stack.database_url()
@@ -170,6 +173,36 @@ def projections_run(
         Runner(db, esdb, projections=names, stop=stop).run()
         stop.set()
         manager.join(timeout=10)
+
+
+def run_per_projection(stop: threading.Event) -> None:
+    """LEDGER_RUNNERS=per-projection: one `projections run --only NAME` process per projection
+    (each with its own checkpoint and lease), restarted when one exits, until `stop`."""
+    import subprocess
+
+    from projections.names import PROJECTION_NAMES
+
+    log = logging.getLogger("projections.runner")
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        while not stop.is_set():
+            for name in PROJECTION_NAMES:
+                child = children.get(name)
+                if child is not None and child.poll() is None:
+                    continue
+                if child is not None:
+                    log.warning(
+                        "the runner of %s exited (%s); starting it again", name, child.poll()
+                    )
+                args = [sys.executable, "-m", "cli.main", "projections", "run", "--only", name]
+                children[name] = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+                log.info("started the runner of %s: pid %d", name, children[name].pid)
+            stop.wait(1.0)
+    finally:
+        for child in children.values():
+            child.terminate()
+        for child in children.values():
+            child.wait(30)
 
 
 @app.command("rebuild")
@@ -190,6 +223,12 @@ def projections_rebuild(
             " [default: LEDGER_REBUILD_PAUSE_TIMEOUT or 30].",
         ),
     ] = None,
+    per_projection: Annotated[
+        bool,
+        typer.Option(
+            "--per-projection", help="One process per projection, in parallel (uses more cores)."
+        ),
+    ] = False,
     yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -204,7 +243,10 @@ def projections_rebuild(
             fail(f"--pause-timeout must be more than 0 seconds, not {pause_timeout:g}")
         names = [name] if name else list(PROJECTION_NAMES)
         confirm(obj, f"Rebuild {', '.join(names)} from the start of the log?", yes)
-        report = rebuild_with_progress(obj, names, discard, pause_timeout)
+        if per_projection and len(names) > 1:
+            report = rebuild_in_processes(names, discard, pause_timeout)
+        else:
+            report = rebuild_with_progress(obj, names, discard, pause_timeout)
         doc = {
             "projections": report.projections,
             "events": report.events,
@@ -223,6 +265,45 @@ def projections_rebuild(
                 f"({report.events_per_s:,.0f}/s), verified and swapped in at position "
                 f"{report.swapped_at}. Rows that differed from the old tables: {diffs}."
             )
+
+
+def rebuild_in_processes(
+    names: list[str], discard: bool, pause_timeout: float | None
+) -> RebuildReport:
+    """`projections rebuild NAME` in one process per projection, at once; their reports joined
+    (events: the most any one read; seconds: the wall time of them all)."""
+    import json
+    import subprocess
+    import time
+
+    from projections.rebuild import RebuildReport
+
+    args = [sys.executable, "-m", "cli.main", "projections", "rebuild", "--yes", "--json"]
+    args += ["--discard"] if discard else []
+    args += ["--pause-timeout", str(pause_timeout)] if pause_timeout else []
+    started = time.monotonic()
+    children = {
+        name: subprocess.Popen(
+            [*args, name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for name in names
+    }
+    outputs = {name: child.communicate() for name, child in children.items()}
+    report = RebuildReport(names, seconds=time.monotonic() - started)
+    failed = []
+    for name, (out, err) in outputs.items():
+        if children[name].returncode:
+            last = (err.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+            failed.append(f"{name} (exit {children[name].returncode}): {last}")
+            continue
+        doc = json.loads(out)
+        report.events = max(report.events, int(doc["events"]))
+        report.swapped_at = max(report.swapped_at, int(doc["swapped_at"]))
+        report.resumed = report.resumed or bool(doc["resumed"])
+        report.differences.update(doc["differences_from_live"])
+    if failed:
+        fail(f"the rebuild of {'; '.join(failed)}", ExitCode.CHECK_FAILED)
+    return report
 
 
 def rebuild_with_progress(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cli.stack import LocalStack
+from cli.stack import LocalStack, alive
 from ledger.accounts.commands import AccountCommand, CommandMeta, OpenAccount, make_command
 from ledger.accounts.decider import decide, initial_state
 from ledger.accounts.events import encode_metadata, serialise_event
@@ -23,6 +23,7 @@ from projections.db import connect
 from tests.support.cli import Cli
 from tests.support.ids import new_account_id
 from tests.support.stack import LEDGER, ledger_env
+from tests.support.waiting import wait_until
 
 STATUS_KEYS = [
     "projection",
@@ -243,3 +244,60 @@ def test_run_only_an_unknown_projection_exits_2_listing_the_names(external_cli: 
         "unknown projection 'nope'; choose from balances, statements, daily_totals, transfers"
         in result.stderr
     )
+
+
+def test_rebuild_per_projection_runs_one_process_each_and_verifies(
+    account: str, external_cli: Cli
+) -> None:
+    doc = external_cli.json("projections", "rebuild", "--per-projection", "--yes")
+    assert doc["projections"] == list(PROJECTIONS)
+    assert doc["events"] > 0 and doc["swapped_at"] > 0
+    assert set(doc["differences_from_live"]) == {t for p in PROJECTIONS.values() for t in p.tables}
+    assert external_cli.json("balance", account)["balance"] == "100.00"
+    assert external_cli.json("verify")["ok"] is True
+
+
+def test_run_with_per_projection_runners_starts_one_process_per_projection(
+    cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
+) -> None:
+    head = cli.json("deposit", account, "1", "--tx", f"{account}-shards")["commit_position"]
+    env = ledger_env(
+        tmp_path / "home",
+        LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
+        LEDGER_DATABASE_URL=database_url,
+        LEDGER_RUNNERS="per-projection",
+    )
+    proc = subprocess.Popen(
+        [str(LEDGER), "projections", "run"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def sharded() -> list[tuple[str, int]]:
+        try:
+            with connect(database_url) as conn:
+                rows = conn.execute(
+                    "SELECT r.projection, r.pid FROM projection_runners r"
+                    " JOIN projection_checkpoints c USING (projection)"
+                    " WHERE r.projection = ANY(%s) AND c.position >= %s ORDER BY 1",
+                    (list(PROJECTIONS), head),
+                ).fetchall()
+        except Exception:
+            return []  # the runners may still be creating the tables
+        return rows if len(rows) == len(PROJECTIONS) else []
+
+    try:
+        rows = wait_until(sharded, what="one caught-up runner per projection", timeout=60)
+        pids = {pid for _, pid in rows}
+        assert len(pids) == len(PROJECTIONS) and proc.pid not in pids
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert not any(alive(pid) for pid in pids)
