@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
@@ -21,7 +22,7 @@ from ledger.service import Ledger
 from projections.applier import PROJECTIONS, Applier
 from projections.checkpoints import ensure_checkpoints, read_checkpoints
 from projections.consistency import wait_for_position
-from projections.lease import Lease, LeaseLostError
+from projections.lease import Lease, LeaseLostError, lease_url
 from projections.names import PROJECTION_NAMES
 from projections.status import read_status
 from tests.projections.test_exactly_once import assert_exactly_once
@@ -196,7 +197,7 @@ def test_status_shows_the_active_runner_and_the_one_standing_by(
     start_runner(server.uri, heartbeat_every=0.2)
 
     statuses = wait_until(
-        lambda: [s for s in read_status(db) if s.standbys] or None, what="a standby in status"
+        lambda: [s for s in read_status(db) if s.standbys], what="a standby in status"
     )
     here = f"{socket.gethostname()}/{os.getpid()}"
     assert {(s.projection, s.runner, s.runner_host, s.runner_pid) for s in statuses} == {
@@ -232,3 +233,41 @@ def test_runners_of_different_projections_are_active_at_once_each_with_its_check
     ).fetchall()
     assert [p for p, _ in runners] == ["balances", "statements"]
     assert len({r for _, r in runners}) == 2
+
+
+def test_a_runner_whose_lock_session_ends_stands_by_and_the_other_takes_over(
+    servers: Callable[..., ServerProcess],
+    make_ledger: Callable[..., Ledger],
+    make_store: Callable[[str], AccountEventStore],
+    start_runner: Callable[..., RunnerThread],
+    db: psycopg.Connection[Any],
+) -> None:
+    server = servers()
+    ledger, acc = make_ledger(server.uri), new_account_id()
+    ledger.open_account(acc, "Owner", "EUR", "100.00")
+    first = start_runner(server.uri, heartbeat_every=0.2)
+    wait_until(lambda: first.runner.active, what="the first runner to lead")
+    session = first.runner.lease.session
+    assert session is not None
+    second = start_runner(server.uri, heartbeat_every=0.2)
+    wait_until(lambda: any(s.standbys for s in read_status(db)), what="the second to stand by")
+
+    db.execute("SELECT pg_terminate_backend(%s)", (session[0],))  # as a network cut would
+    wait_until(lambda: second.runner.active, what="the second runner to take over")
+    wait_until(lambda: not first.runner.active, what="the first runner to stand by")
+    position = ledger.deposit(acc, "3.00", "tx-after").commit_position or 0
+
+    assert wait_for_position(db, position, timeout=DEADLINE)
+    assert_exactly_once(db, make_store(server.uri), [acc], 1)
+    assert first.thread.is_alive() and first.error is None
+
+
+def test_the_lock_connection_keeps_tcp_alive_and_a_unix_socket_is_left_alone() -> None:
+    tcp = conninfo_to_dict(lease_url("postgresql://u@db.example:5432/ledger"))
+    assert (tcp["keepalives_idle"], tcp["keepalives_count"], tcp["tcp_user_timeout"]) == (
+        "1",
+        "3",
+        "3000",
+    )
+    unix = "postgresql://u@/ledger?host=/run/postgresql"
+    assert lease_url(unix) == unix
