@@ -163,23 +163,30 @@ def test_replay_parked_exits_5_when_events_stay_parked(
     assert parked_count(database_url, account) == len(PROJECTIONS)
 
 
-def test_projections_run_catches_up_and_stops_on_sigterm(
-    cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
-) -> None:
-    head = cli.json("deposit", account, "1", "--tx", f"{account}-run")["commit_position"]
-    env = ledger_env(
-        tmp_path / "home",
-        LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
-        LEDGER_DATABASE_URL=database_url,
-    )
-    proc = subprocess.Popen(
+def projections_run(
+    tmp_path: Path, stack: LocalStack, database_url: str, **env: str
+) -> subprocess.Popen[str]:
+    """`ledger projections run` as a process on the stack's event store and the test database."""
+    return subprocess.Popen(
         [str(LEDGER), "projections", "run"],
-        env=env,
+        env=ledger_env(
+            tmp_path / "home",
+            LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
+            LEDGER_DATABASE_URL=database_url,
+            **env,
+        ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_projections_run_catches_up_and_stops_on_sigterm(
+    cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
+) -> None:
+    head = cli.json("deposit", account, "1", "--tx", f"{account}-run")["commit_position"]
+    proc = projections_run(tmp_path, stack, database_url)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -261,20 +268,7 @@ def test_run_with_per_projection_runners_starts_one_process_per_projection(
     cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
 ) -> None:
     head = cli.json("deposit", account, "1", "--tx", f"{account}-shards")["commit_position"]
-    env = ledger_env(
-        tmp_path / "home",
-        LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
-        LEDGER_DATABASE_URL=database_url,
-        LEDGER_RUNNERS="per-projection",
-    )
-    proc = subprocess.Popen(
-        [str(LEDGER), "projections", "run"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = projections_run(tmp_path, stack, database_url, LEDGER_RUNNERS="per-projection")
 
     def sharded() -> list[tuple[str, int]]:
         try:
