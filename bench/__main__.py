@@ -15,6 +15,7 @@ from bench import (
     grpc_ceiling,
     plots,
     projections_bench,
+    sharding_bench,
     transfers_bench,
 )
 from bench.harness import Benchmark, Run, write_readme_section, write_results
@@ -25,6 +26,7 @@ SUITES: dict[str, Benchmark] = {
     "commands": commands_bench.run,
     "transfers": transfers_bench.run,
     "projections": projections_bench.run,
+    "sharding": sharding_bench.run,
     "cli": cli_bench.run,
 }
 

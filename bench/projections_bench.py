@@ -1,8 +1,9 @@
 """Read-side figures: raw catch-up, rebuild and live catch-up on the same events, RSS, live lag.
 
 `python -m bench.projections_bench [--full]` runs it alone and prints the figures;
-`python -m bench.projections_bench rebuild <database_url> <uri>` is the fresh process whose RSS
-is sampled (it prints one JSON object); `... runner <database_url> <uri>` is the live projector.
+`python -m bench.projections_bench rebuild <database_url> <uri> [NAME,...]` is the fresh process
+whose RSS is sampled (it prints one JSON object); `... runner <database_url> <uri>` is the live
+projector.
 """
 
 from __future__ import annotations
@@ -148,12 +149,12 @@ def rebuild_in_a_process(database_url: str, uri: str) -> tuple[dict[str, Any], f
     return json.loads(out), peak / 2**20
 
 
-def _rebuild_here(database_url: str, uri: str) -> dict[str, Any]:
+def _rebuild_here(database_url: str, uri: str, names: list[str] | None = None) -> dict[str, Any]:
     store = AccountEventStore.connect(uri)
     fold = write_model_fold(store)
     try:
         started = time.perf_counter()
-        report = rebuild(database_url, uri, fold, batch_size=REBUILD_BATCH)
+        report = rebuild(database_url, uri, fold, projections=names, batch_size=REBUILD_BATCH)
         total = time.perf_counter() - started
     finally:
         store.close()
@@ -303,7 +304,8 @@ def run(results: Run, full: bool) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["rebuild"]:
-        print(json.dumps(_rebuild_here(sys.argv[2], sys.argv[3])))
+        only = sys.argv[4].split(",") if len(sys.argv) > 4 else None
+        print(json.dumps(_rebuild_here(sys.argv[2], sys.argv[3], only)))
     elif sys.argv[1:2] == ["runner"]:
         _runner_here(sys.argv[2], sys.argv[3])
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     wait_timeout: float = Field(default=10.0, gt=0, description="seconds for --wait")
     rebuild_pause_timeout: float | None = Field(
         default=None, gt=0, description="seconds a rebuild may pause live projections"
+    )
+    runners: Literal["one", "per-projection"] = Field(
+        default="one", description="`projections run`: one runner, or one process per projection"
     )
 
     @field_validator("now", mode="after")

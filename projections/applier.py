@@ -6,7 +6,7 @@ import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import psycopg
 from psycopg import Cursor
@@ -57,6 +57,12 @@ class BatchResult:
     parked: dict[str, int] = field(default_factory=dict)
 
 
+class Fence(Protocol):
+    """Raises unless the writer may still write, checked inside its transaction."""
+
+    def __call__(self, cur: Cursor[Any], /) -> None: ...
+
+
 class Applier:
     """Writes batches for a set of projections (live tables, or a rebuild's shadow tables)."""
 
@@ -65,10 +71,13 @@ class Applier:
         conn: psycopg.Connection[Any],
         projections: Sequence[Projection],
         suffix: str = "",
+        *,
+        fence: Fence | None = None,
     ) -> None:
         self.conn = conn
         self.projections = list(projections)
         self.suffix = suffix
+        self.fence = fence
 
     @property
     def slots(self) -> list[str]:
@@ -114,6 +123,10 @@ class Applier:
                 applied, parked = self._apply_one(cur, projection, name, events, upto, decoded)
                 result.applied[name] = applied
                 result.parked[name] = parked
+            if self.fence is not None:
+                # Last, with every checkpoint row locked: a runner that took over since cannot
+                # have written yet, and this transaction writes nothing unless we still lead.
+                self.fence(cur)
             cur.execute("SELECT pg_notify(%s, %s)", ("ledger_projections", str(upto)))
         return result
 

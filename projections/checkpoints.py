@@ -26,6 +26,15 @@ def lock_checkpoint(cur: psycopg.Cursor[Any], slot: str) -> int:
     return int(row[0]) if row else 0
 
 
+def ensure_checkpoints(conn: psycopg.Connection[Any], slots: Sequence[str]) -> None:
+    """Give every slot a checkpoint row (at 0 if new), so that each batch can lock its row."""
+    conn.cursor().executemany(
+        "INSERT INTO projection_checkpoints (projection, position, updated_at)"
+        " VALUES (%s, 0, now()) ON CONFLICT (projection) DO NOTHING",
+        [(s,) for s in slots],
+    )
+
+
 def advance_checkpoint(
     db: psycopg.Connection[Any] | psycopg.Cursor[Any], slot: str, position: int
 ) -> None:

@@ -24,6 +24,8 @@ RUNNER_STATE_SQL = (
 )
 """A projection's runner state from its `projection_runners` row `r` (the one definition)."""
 
+FORGET_AFTER = "1 hour"  # instance rows of runners gone this long are deleted at a registration
+
 
 class Heartbeat:
     """One runner's rows in projection_runners: registered, beaten, marked stopped."""
@@ -34,9 +36,15 @@ class Heartbeat:
         self.runner_id = uuid.uuid4()
         self.next_due = 0.0
 
+    def standby(self, conn: psycopg.Connection[Any]) -> None:
+        """Say that this runner stands by for the slots (another one holds their locks)."""
+        self._instance(conn, "standby")
+        self.next_due = time.monotonic() + self.every
+
     def register(self, conn: psycopg.Connection[Any]) -> None:
         """Claim the slots (the caller holds their advisory locks) and beat once."""
         with conn.transaction():
+            self._instance(conn, "active")
             conn.cursor().executemany(
                 "INSERT INTO projection_runners (projection, runner_id, host, pid, started_at,"
                 " heartbeat_at, interval_s) VALUES (%s, %s, %s, %s, now(), now(), %s)"
@@ -50,6 +58,27 @@ class Heartbeat:
                 ],
             )
         self.next_due = time.monotonic() + self.every
+
+    def _instance(self, conn: psycopg.Connection[Any], role: Literal["active", "standby"]) -> None:
+        conn.execute(
+            "DELETE FROM runner_instances WHERE COALESCE(stopped_at, heartbeat_at)"
+            " < now() - %s::interval",
+            (FORGET_AFTER,),
+        )
+        conn.execute(
+            "INSERT INTO runner_instances (runner_id, host, pid, slots, role, started_at,"
+            " heartbeat_at, interval_s) VALUES (%s, %s, %s, %s, %s, now(), now(), %s)"
+            " ON CONFLICT (runner_id) DO UPDATE SET role = EXCLUDED.role,"
+            " heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = NULL",
+            (
+                self.runner_id,
+                socket.gethostname(),
+                os.getpid(),
+                self.slots,
+                role,
+                self.every,
+            ),
+        )
 
     def due(self) -> bool:
         """Whether the next beat is due."""
@@ -68,10 +97,17 @@ class Heartbeat:
         self, conn: psycopg.Connection[Any], column: Literal["heartbeat_at", "stopped_at"]
     ) -> None:
         # clock_timestamp(), not now(): inside a batch's transaction now() is its start.
+        column_id = sql.Identifier(column)
         conn.execute(
             sql.SQL(
                 "UPDATE projection_runners SET {} = clock_timestamp()"
                 " WHERE projection = ANY(%s) AND runner_id = %s"
-            ).format(sql.Identifier(column)),
+            ).format(column_id),
             (self.slots, self.runner_id),
+        )
+        conn.execute(
+            sql.SQL(
+                "UPDATE runner_instances SET {} = clock_timestamp() WHERE runner_id = %s"
+            ).format(column_id),
+            (self.runner_id,),
         )

@@ -25,13 +25,19 @@ class ParkedEvent:
     parked_at: dt.datetime
 
 
-def list_parked(conn: psycopg.Connection[Any], account_id: str | None = None) -> list[ParkedEvent]:
-    """Parked events of the live projections, oldest first."""
+def list_parked(
+    conn: psycopg.Connection[Any],
+    account_id: str | None = None,
+    *,
+    projection: str | None = None,
+) -> list[ParkedEvent]:
+    """Parked events of the live projections (or one of them), oldest first."""
     rows = conn.execute(
         "SELECT projection, account_id, revision, position, event_type, error, parked_at"
         " FROM parked_events WHERE projection = ANY(%s)"
-        " AND (%s::text IS NULL OR account_id = %s) ORDER BY account_id, revision, projection",
-        (list(PROJECTIONS), account_id, account_id),
+        " AND (%s::text IS NULL OR account_id = %s)"
+        " ORDER BY account_id, revision, projection",
+        ([projection] if projection else list(PROJECTIONS), account_id, account_id),
     ).fetchall()
     return [ParkedEvent(*r) for r in rows]
 

@@ -18,10 +18,12 @@ from esdbclient import EventStoreDBClient
 from esdbclient.events import CaughtUp, Checkpoint
 
 from ledger.errors import ServiceUnavailableError
-from projections.applier import PROJECTIONS, Applier, runner_key
+from projections.applier import PROJECTIONS, Applier
+from projections.checkpoints import ensure_checkpoints
 from projections.db import connect, migrate
 from projections.feed import FEED_FILTER, ProjectedEvent, Projection, SubscriptionReader
 from projections.heartbeat import HEARTBEAT_EVERY, Heartbeat
+from projections.lease import Lease, LeaseLostError
 
 log = logging.getLogger("projections.runner")
 
@@ -120,6 +122,8 @@ class Runner:
         self.last_applied_at: datetime | None = None
         # A rebuild's shadow runner has no heartbeat: liveness is about the live projections.
         self.heartbeat = None if suffix else Heartbeat(names, heartbeat_every)
+        self.lease = Lease(database_url, [n + suffix for n in names])
+        self.active = False
 
     def run(self, *, until_caught_up: bool = False, stop_at: int | None = None) -> Progress:
         """Run until stopped (or caught up / past `stop_at`), resubscribing after failures.
@@ -128,6 +132,7 @@ class Runner:
         means reconnecting too. Either way nothing uncommitted is kept, so nothing is doubled.
         """
         self.progress.started = time.monotonic()
+        log.info("runner started: pid %d, projections %s", os.getpid(), ", ".join(self.lease.slots))
         backoff = 0.1
         while not self.stop_event.is_set():
             applied_before = self.progress.events
@@ -135,6 +140,8 @@ class Runner:
                 if self._session(until_caught_up, stop_at):
                     break
                 what = "the subscription ended"
+            except LeaseLostError as exc:
+                what = str(exc)
             except (psycopg.OperationalError, ServiceUnavailableError) as exc:
                 what = f"database unavailable ({exc})"
             except (ConnectionError, OSError) as exc:
@@ -152,13 +159,15 @@ class Runner:
         return self.progress
 
     def _session(self, until_caught_up: bool, stop_at: int | None) -> bool:
-        """One database session: lock, then follow subscriptions; True when the run is done."""
+        """One database session: lead (or stand by until leading), then follow subscriptions;
+        True when the run is done."""
         conn = connect(self.database_url)
-        lock_conn = connect(self.database_url)
         try:
             migrate(conn)
-            applier = Applier(conn, self.projections, self.suffix)
-            self._lock(lock_conn, applier.slots)
+            applier = Applier(conn, self.projections, self.suffix, fence=self.lease.fence)
+            if not self._lead(conn):
+                return True  # stopped while standing by
+            ensure_checkpoints(conn, applier.slots)
             if self.heartbeat:
                 self.heartbeat.register(conn)
             done = self._follow(applier, until_caught_up, stop_at)
@@ -166,16 +175,16 @@ class Runner:
                 self.heartbeat.stopped(conn)
             return done
         finally:
-            lock_conn.close()
+            if self.active:
+                log.info("no longer active for %s", ", ".join(self.lease.slots))
+            self.active = False
+            self.lease.release()
             conn.close()
 
-    def _lock(self, lock_conn: Any, slots: list[str]) -> None:
-        for name in slots:
-            key = runner_key(name)
-            row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-            if not row[0]:
-                log.warning("another runner holds %s; waiting for it", name)
-                lock_conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    def _lead(self, conn: psycopg.Connection[Any]) -> bool:
+        """Hold the slots' lease, standing by while another runner holds it (False: stopped)."""
+        self.active = self.lease.take(self.stop_event, self.heartbeat, conn)
+        return self.active
 
     def _follow(self, applier: Applier, until_caught_up: bool, stop_at: int | None) -> bool:
         """One subscription's life; True when the run is complete."""
@@ -203,6 +212,8 @@ class Runner:
         try:
             while not self.stop_event.is_set():
                 batch, upto, seen = self._collect(inbox, stop_at, caught_up)
+                if seen and not caught_up:
+                    log.info("caught up at position %d", max(upto, self.progress.position))
                 caught_up = caught_up or seen
                 beat = self.heartbeat is not None and self.heartbeat.due()
                 if batch or upto > self.progress.position:
@@ -219,6 +230,11 @@ class Runner:
                     self.heartbeat.beat(applier.conn)
                 self.progress.caught_up = caught_up and inbox.empty()
                 if time.monotonic() >= next_status:
+                    if not self.lease.alive():
+                        raise LeaseLostError(
+                            f"lost the lock of {', '.join(self.lease.slots)}"
+                            " (its connection ended); standing by again"
+                        )
                     probed = time.monotonic()
                     self._record_status(client, applier)
                     # Far behind, a probe reads up to LAG_PROBE_CAP events: keep it to about a

@@ -15,8 +15,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from projections.heartbeat import RUNNER_STATE_SQL, RunnerState
-from projections.names import PROJECTION_NAMES
+from projections.heartbeat import RUNNER_STATE_SQL, STALE_AFTER, RunnerState
+from projections.names import PROJECTION_NAMES, TRANSFERS_SLOT
 
 if TYPE_CHECKING:
     from projections.runner import Lag
@@ -27,6 +27,15 @@ LagCounter = Callable[[int, "dt.datetime | None"], "Lag | None"]
 """Counts the account events after a checkpoint (given when it last moved); None if it cannot."""
 
 PASSED = "c.position >= s.head_position"
+STANDBYS = (
+    "ARRAY(SELECT i.host || '/' || i.pid FROM runner_instances i WHERE p.name = ANY(i.slots)"
+    " AND i.role = 'standby' AND i.stopped_at IS NULL"
+    f" AND i.heartbeat_at >= now() - make_interval(secs => i.interval_s * {STALE_AFTER})"
+    " ORDER BY i.started_at, i.pid)"
+)
+"""The live runners standing by for projection `p.name` (host/pid), oldest first."""
+ALL_SLOTS = (*PROJECTION_NAMES, TRANSFERS_SLOT)
+"""What `projections status` shows: the projections and the transfer process manager's slot."""
 PROBE_TIMEOUT = 2.0  # seconds a count in the event store may take before it is given up
 
 
@@ -52,6 +61,8 @@ class ProjectionStatus:
     # False: the runner is not alive and its lag could not be counted again, so lag_events is
     # what it last recorded (a lower bound).
     lag_current: bool
+    # host/pid of each live runner standing by for this projection
+    standbys: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -99,19 +110,32 @@ def read_status(
                 " COALESCE(r.pid, s.runner_pid) AS runner_pid, s.updated_at,"
                 " {state} AS runner, r.host AS runner_host, r.heartbeat_at,"
                 " EXTRACT(EPOCH FROM now() - r.heartbeat_at)::float8 AS heartbeat_age_s,"
-                " c.updated_at AS checkpoint_at, {state} = 'running' AS lag_current"
+                " c.updated_at AS checkpoint_at, {state} = 'running' AS lag_current,"
+                " {standbys} AS standbys"
                 " FROM unnest(%s::text[]) AS p(name)"
                 " LEFT JOIN projection_checkpoints c ON c.projection = p.name"
                 " LEFT JOIN projection_status s ON s.projection = p.name"
-                " LEFT JOIN projection_runners r ON r.projection = p.name ORDER BY p.name"
-            ).format(passed=sql.SQL(PASSED), state=sql.SQL(RUNNER_STATE_SQL)),
-            (list(projections),),
+                " LEFT JOIN projection_runners r ON r.projection = p.name"
+                " ORDER BY p.name = %s, p.name"
+            ).format(
+                passed=sql.SQL(PASSED),
+                state=sql.SQL(RUNNER_STATE_SQL),
+                standbys=sql.SQL(STANDBYS),
+            ),
+            (list(projections), TRANSFERS_SLOT),
         ).fetchall()
+    # The process manager's slot shows once a manager has run (a runner may run without one).
+    found = [
+        s
+        for s in found
+        if s.projection != TRANSFERS_SLOT or s.checkpoint_at or s.heartbeat_at or s.runner_pid
+    ]
     if count is None:
         return found
     counted: dict[int, Lag | None] = {}
     for i, status in enumerate(found):
-        if status.alive:
+        # No runner records the process manager's lag: it is always counted.
+        if status.alive and status.projection != TRANSFERS_SLOT:
             continue
         if status.checkpoint not in counted:
             counted[status.checkpoint] = count(status.checkpoint, status.checkpoint_at)
@@ -124,6 +148,9 @@ def read_status(
                 lag_capped=lag.capped,
                 lag_seconds=lag.seconds,
                 lag_current=True,
+                # Counted now, so a live manager with nothing after its checkpoint is caught up.
+                caught_up=status.caught_up
+                or (status.alive and status.projection == TRANSFERS_SLOT and not lag.events),
             )
     return found
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from projections.status import ProjectionStatus
 
 app = typer.Typer(
-    help="Read-model operations: status, run, rebuild, replay parked events.",
+    help="Read-model operations: status, run, rebuild, list and replay parked events.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
 )
@@ -54,17 +55,18 @@ def projections_status(
     obj = context(ctx, json_out)
     with handled(obj):
         from cli.lag import lag_counter
-        from projections.status import read_status
+        from projections.names import PROJECTION_NAMES
+        from projections.status import ALL_SLOTS, read_status
 
         use_format(obj.output, fmt, json_out)
         with read_conn(obj) as conn:
-            statuses = read_status(conn, count=lag_counter(obj))
+            statuses = read_status(conn, ALL_SLOTS, count=lag_counter(obj))
         obj.output.listing("Projections", STATUS_COLUMNS, [_status_doc(s) for s in statuses])
         if health:
             problems = [
                 f"{s.projection}: {', '.join(found)}"
                 for s in statuses
-                if (found := s.problems(max_lag))
+                if s.projection in PROJECTION_NAMES and (found := s.problems(max_lag))
             ]
             if problems:
                 fail(
@@ -74,9 +76,14 @@ def projections_status(
 
 
 def _runner_cell(doc: Mapping[str, Any]) -> str:
-    if doc["runner"] == "running" or doc["heartbeat_age_s"] is None:
-        return str(doc["runner"])
-    return f"{doc['runner']} ({doc['heartbeat_age_s']:.0f}s)"
+    """The state, the active runner (host/pid) and those standing by."""
+    if doc["runner"] == "running":
+        cell = f"{doc['runner']} {doc['runner_host']}/{doc['runner_pid']}"
+    elif doc["heartbeat_age_s"] is None:
+        cell = str(doc["runner"])
+    else:
+        cell = f"{doc['runner']} ({doc['heartbeat_age_s']:.0f}s)"
+    return cell + "".join(f"; standby {s}" for s in doc["standbys"])
 
 
 def _lag_cell(doc: Mapping[str, Any]) -> str:
@@ -107,6 +114,7 @@ STATUS_COLUMNS = (
             "heartbeat_at",
             "heartbeat_age_s",
             "checkpoint_at",
+            "standbys",
         )
     ),
 )
@@ -119,14 +127,41 @@ def _status_doc(status: ProjectionStatus) -> dict[str, Any]:
     return doc
 
 
+def parse_only(only: str | None) -> list[str] | None:
+    """The projections named by `--only a,b` (None: all); an unknown name is invalid input."""
+    from projections.names import PROJECTION_NAMES
+
+    if only is None:
+        return None
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROJECTION_NAMES]
+    if unknown or not names:
+        fail(
+            f"unknown projection {', '.join(map(repr, unknown)) or repr(only)};"
+            f" choose from {', '.join(PROJECTION_NAMES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
 @app.command("run")
-def projections_run(ctx: typer.Context) -> None:
+def projections_run(
+    ctx: typer.Context,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            metavar="NAME[,NAME]",
+            help="Run only these projections (each keeps its own checkpoint); any number of"
+            " runners may run: one is active per projection, the others stand by.",
+        ),
+    ] = None,
+) -> None:
     """Run the projection runner in the foreground until SIGTERM/SIGINT."""
     import signal
-    import threading
 
     obj = context(ctx)
     with handled(obj):
+        names = parse_only(only)
         from projections.runner import Runner
 
         logging.basicConfig(
@@ -135,6 +170,9 @@ def projections_run(ctx: typer.Context) -> None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        if names is None and obj.settings.runners == "per-projection":
+            run_per_projection(stop)
+            return
         if obj.settings.embedded:
             stack = local_stack(obj)
             esdb, db = stack.eventstore_uri(), stack.database_url()
@@ -143,9 +181,39 @@ def projections_run(ctx: typer.Context) -> None:
         from cli.commands.transfers import start_transfer_manager
 
         manager = start_transfer_manager(esdb, db, obj.settings.clock, stop)
-        Runner(db, esdb, stop=stop).run()
+        Runner(db, esdb, projections=names, stop=stop).run()
         stop.set()
         manager.join(timeout=10)
+
+
+def run_per_projection(stop: threading.Event) -> None:
+    """LEDGER_RUNNERS=per-projection: one `projections run --only NAME` process per projection
+    (each with its own checkpoint and lease), restarted when one exits, until `stop`."""
+    import subprocess
+
+    from projections.names import PROJECTION_NAMES
+
+    log = logging.getLogger("projections.runner")
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        while not stop.is_set():
+            for name in PROJECTION_NAMES:
+                child = children.get(name)
+                if child is not None and child.poll() is None:
+                    continue
+                if child is not None:
+                    log.warning(
+                        "the runner of %s exited (%s); starting it again", name, child.poll()
+                    )
+                args = [sys.executable, "-m", "cli.main", "projections", "run", "--only", name]
+                children[name] = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+                log.info("started the runner of %s: pid %d", name, children[name].pid)
+            stop.wait(1.0)
+    finally:
+        for child in children.values():
+            child.terminate()
+        for child in children.values():
+            child.wait(30)
 
 
 @app.command("rebuild")
@@ -166,6 +234,12 @@ def projections_rebuild(
             " [default: LEDGER_REBUILD_PAUSE_TIMEOUT or 30].",
         ),
     ] = None,
+    per_projection: Annotated[
+        bool,
+        typer.Option(
+            "--per-projection", help="One process per projection, in parallel (uses more cores)."
+        ),
+    ] = False,
     yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -180,7 +254,10 @@ def projections_rebuild(
             fail(f"--pause-timeout must be more than 0 seconds, not {pause_timeout:g}")
         names = [name] if name else list(PROJECTION_NAMES)
         confirm(obj, f"Rebuild {', '.join(names)} from the start of the log?", yes)
-        report = rebuild_with_progress(obj, names, discard, pause_timeout)
+        if per_projection and len(names) > 1:
+            report = rebuild_in_processes(names, discard, pause_timeout)
+        else:
+            report = rebuild_with_progress(obj, names, discard, pause_timeout)
         doc = {
             "projections": report.projections,
             "events": report.events,
@@ -199,6 +276,45 @@ def projections_rebuild(
                 f"({report.events_per_s:,.0f}/s), verified and swapped in at position "
                 f"{report.swapped_at}. Rows that differed from the old tables: {diffs}."
             )
+
+
+def rebuild_in_processes(
+    names: list[str], discard: bool, pause_timeout: float | None
+) -> RebuildReport:
+    """`projections rebuild NAME` in one process per projection, at once; their reports joined
+    (events: the most any one read; seconds: the wall time of them all)."""
+    import json
+    import subprocess
+    import time
+
+    from projections.rebuild import RebuildReport
+
+    args = [sys.executable, "-m", "cli.main", "projections", "rebuild", "--yes", "--json"]
+    args += ["--discard"] if discard else []
+    args += ["--pause-timeout", str(pause_timeout)] if pause_timeout else []
+    started = time.monotonic()
+    children = {
+        name: subprocess.Popen(
+            [*args, name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for name in names
+    }
+    outputs = {name: child.communicate() for name, child in children.items()}
+    report = RebuildReport(names, seconds=time.monotonic() - started)
+    failed = []
+    for name, (out, err) in outputs.items():
+        if children[name].returncode:
+            last = (err.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+            failed.append(f"{name} (exit {children[name].returncode}): {last}")
+            continue
+        doc = json.loads(out)
+        report.events = max(report.events, int(doc["events"]))
+        report.swapped_at = max(report.swapped_at, int(doc["swapped_at"]))
+        report.resumed = report.resumed or bool(doc["resumed"])
+        report.differences.update(doc["differences_from_live"])
+    if failed:
+        fail(f"the rebuild of {'; '.join(failed)}", ExitCode.CHECK_FAILED)
+    return report
 
 
 def rebuild_with_progress(
@@ -260,10 +376,76 @@ def rebuild_with_progress(
     return report
 
 
+@app.command("parked")
+def projections_parked(
+    ctx: typer.Context,
+    projection: Annotated[
+        str | None, typer.Option("--projection", help="Only this projection.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List parked events: position, projection, account@revision, error, when parked."""
+    obj = context(ctx, json_out)
+    with handled(obj):
+        from projections.names import PROJECTION_NAMES
+        from projections.parked import list_parked
+
+        if projection is not None and projection not in PROJECTION_NAMES:
+            fail(f"unknown projection {projection!r}; choose from {', '.join(PROJECTION_NAMES)}")
+        with read_conn(obj) as conn:
+            parked = list_parked(conn, projection=projection)
+        _show_parked(obj, parked)
+
+
+def _show_parked(obj: Context, parked: list[Any]) -> None:
+    if obj.output.json_mode:
+        obj.output.json(
+            [
+                {
+                    "position": p.position,
+                    "projection": p.projection,
+                    "account_id": p.account_id,
+                    "revision": p.revision,
+                    "event_type": p.event_type,
+                    "error": p.error,
+                    "parked_at": p.parked_at.isoformat(),
+                }
+                for p in parked
+            ]
+        )
+        return
+    if not parked:
+        obj.output.note("nothing is parked")
+        return
+    obj.output.table(
+        "Parked events",
+        [
+            ("position", "right"),
+            ("projection", "left"),
+            ("event", "left"),
+            ("error", "left"),
+            ("parked at", "left"),
+        ],
+        [
+            [
+                str(p.position),
+                p.projection,
+                f"{p.account_id}@{p.revision} {p.event_type}",
+                p.error,
+                p.parked_at.isoformat(timespec="seconds"),
+            ]
+            for p in parked
+        ],
+    )
+
+
 @app.command("replay-parked")
 def projections_replay_parked(
     ctx: typer.Context,
     account: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be replayed; write nothing.")
+    ] = False,
     yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -277,6 +459,11 @@ def projections_replay_parked(
             check_account_id(account)
         with read_conn(obj) as conn:
             parked = list_parked(conn, account)
+            if dry_run:
+                if not obj.output.json_mode:
+                    obj.output.line(f"Would replay {len(parked)} parked events (dry run):")
+                _show_parked(obj, parked)
+                return
             if not parked:
                 obj.output.note("nothing is parked")
                 if obj.output.json_mode:

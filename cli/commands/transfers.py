@@ -238,8 +238,10 @@ def start_transfer_manager(
     from ledger.transfer_manager import TransferManager
     from projections.checkpoints import SlotCheckpoint
     from projections.db import connect, migrate
+    from projections.lease import lead
+    from projections.names import TRANSFERS_SLOT
 
-    def run() -> None:
+    def run(ended: threading.Event) -> None:
         store = AccountEventStore.connect(eventstore_uri)
         conn = connect(database_url)
         try:
@@ -247,12 +249,16 @@ def start_transfer_manager(
             ledger = Ledger(
                 CommandHandler(store), clock=clock, actor=f"process-manager:{getpass.getuser()}"
             )
-            checkpoint = SlotCheckpoint(conn, "process:transfers")
-            TransferManager(ledger.transfers, store, checkpoint, clock=clock).follow(stop)
+            checkpoint = SlotCheckpoint(conn, TRANSFERS_SLOT)
+            TransferManager(ledger.transfers, store, checkpoint, clock=clock).follow(ended)
         finally:
             conn.close()
             store.close()
 
-    thread = threading.Thread(target=run, name="transfer-manager", daemon=True)
+    # One process manager is active among the runners; the others stand by for its lease.
+    thread = threading.Thread(
+        target=lead, args=(database_url, TRANSFERS_SLOT, stop, run), name="transfer-manager"
+    )
+    thread.daemon = True
     thread.start()
     return thread

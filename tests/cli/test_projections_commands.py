@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cli.stack import LocalStack
+from cli.stack import LocalStack, alive
 from ledger.accounts.commands import AccountCommand, CommandMeta, OpenAccount, make_command
 from ledger.accounts.decider import decide, initial_state
 from ledger.accounts.events import encode_metadata, serialise_event
@@ -23,6 +23,7 @@ from projections.db import connect
 from tests.support.cli import Cli
 from tests.support.ids import new_account_id
 from tests.support.stack import LEDGER, ledger_env
+from tests.support.waiting import wait_until
 
 STATUS_KEYS = [
     "projection",
@@ -41,6 +42,7 @@ STATUS_KEYS = [
     "heartbeat_age_s",
     "checkpoint_at",
     "lag_current",
+    "standbys",
 ]
 Execute = Callable[[str, Sequence[Any]], None]
 
@@ -83,7 +85,7 @@ def parked_count(database_url: str, account: str) -> int:
 
 def test_status_json_lists_each_projection(cli: Cli, account: str) -> None:
     docs = cli.json("projections", "status")
-    assert [d["projection"] for d in docs] == sorted(PROJECTIONS)
+    assert [d["projection"] for d in docs] == [*sorted(PROJECTIONS), "process:transfers"]
     assert all(list(d) == STATUS_KEYS for d in docs)
     assert all(d["checkpoint"] > 0 and d["parked"] == 0 and d["runner"] == "running" for d in docs)
     cli.ok("projections", "status", "--health")
@@ -161,23 +163,30 @@ def test_replay_parked_exits_5_when_events_stay_parked(
     assert parked_count(database_url, account) == len(PROJECTIONS)
 
 
-def test_projections_run_catches_up_and_stops_on_sigterm(
-    cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
-) -> None:
-    head = cli.json("deposit", account, "1", "--tx", f"{account}-run")["commit_position"]
-    env = ledger_env(
-        tmp_path / "home",
-        LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
-        LEDGER_DATABASE_URL=database_url,
-    )
-    proc = subprocess.Popen(
+def projections_run(
+    tmp_path: Path, stack: LocalStack, database_url: str, **env: str
+) -> subprocess.Popen[str]:
+    """`ledger projections run` as a process on the stack's event store and the test database."""
+    return subprocess.Popen(
         [str(LEDGER), "projections", "run"],
-        env=env,
+        env=ledger_env(
+            tmp_path / "home",
+            LEDGER_EVENTSTORE_URI=stack.eventstore_uri(),
+            LEDGER_DATABASE_URL=database_url,
+            **env,
+        ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_projections_run_catches_up_and_stops_on_sigterm(
+    cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
+) -> None:
+    head = cli.json("deposit", account, "1", "--tx", f"{account}-run")["commit_position"]
+    proc = projections_run(tmp_path, stack, database_url)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -199,3 +208,90 @@ def test_projections_run_catches_up_and_stops_on_sigterm(
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, stderr
+
+
+def test_parked_lists_each_parked_event_and_filters_by_projection(
+    external_cli: Cli, read_db: Execute
+) -> None:
+    account = new_account_id("parked")
+    park(read_db, account, valid=False)
+    docs = external_cli.json("projections", "parked")
+    assert [(d["projection"], d["account_id"], d["revision"], d["position"]) for d in docs] == [
+        (name, account, 0, 1) for name in sorted(PROJECTIONS)
+    ]
+    assert {d["error"] for d in docs} == {"test"} and all(d["parked_at"] for d in docs)
+    only = external_cli.json("projections", "parked", "--projection", "balances")
+    assert [d["projection"] for d in only] == ["balances"]
+    table = external_cli.ok("projections", "parked").stdout
+    assert "Parked events" in table and "balances" in table
+
+
+def test_parked_with_an_unknown_projection_exits_2(external_cli: Cli) -> None:
+    result = external_cli("projections", "parked", "--projection", "nope")
+    assert result.exit_code == 2
+    assert "unknown projection 'nope'; choose from balances" in result.stderr
+
+
+def test_replay_parked_dry_run_says_what_it_would_replay_and_writes_nothing(
+    external_cli: Cli, read_db: Execute, database_url: str
+) -> None:
+    account = new_account_id("parked")
+    park(read_db, account, valid=True)
+    result = external_cli.ok("projections", "replay-parked", account, "--dry-run")
+    assert f"Would replay {len(PROJECTIONS)} parked events (dry run)" in result.stdout
+    docs = external_cli.json("projections", "replay-parked", account, "--dry-run")
+    assert [d["projection"] for d in docs] == sorted(PROJECTIONS)
+    assert parked_count(database_url, account) == len(PROJECTIONS)
+
+
+def test_run_only_an_unknown_projection_exits_2_listing_the_names(external_cli: Cli) -> None:
+    result = external_cli("projections", "run", "--only", "balances,nope")
+    assert result.exit_code == 2
+    assert (
+        "unknown projection 'nope'; choose from balances, statements, daily_totals, transfers"
+        in result.stderr
+    )
+
+
+def test_rebuild_per_projection_runs_one_process_each_and_verifies(
+    account: str, external_cli: Cli
+) -> None:
+    doc = external_cli.json("projections", "rebuild", "--per-projection", "--yes")
+    assert doc["projections"] == list(PROJECTIONS)
+    assert doc["events"] > 0 and doc["swapped_at"] > 0
+    assert set(doc["differences_from_live"]) == {t for p in PROJECTIONS.values() for t in p.tables}
+    assert external_cli.json("balance", account)["balance"] == "100.00"
+    assert external_cli.json("verify")["ok"] is True
+
+
+def test_run_with_per_projection_runners_starts_one_process_per_projection(
+    cli: Cli, account: str, stack: LocalStack, database_url: str, tmp_path: Path
+) -> None:
+    head = cli.json("deposit", account, "1", "--tx", f"{account}-shards")["commit_position"]
+    proc = projections_run(tmp_path, stack, database_url, LEDGER_RUNNERS="per-projection")
+
+    def sharded() -> list[tuple[str, int]]:
+        try:
+            with connect(database_url) as conn:
+                rows = conn.execute(
+                    "SELECT r.projection, r.pid FROM projection_runners r"
+                    " JOIN projection_checkpoints c USING (projection)"
+                    " WHERE r.projection = ANY(%s) AND c.position >= %s ORDER BY 1",
+                    (list(PROJECTIONS), head),
+                ).fetchall()
+        except Exception:
+            return []  # the runners may still be creating the tables
+        return rows if len(rows) == len(PROJECTIONS) else []
+
+    try:
+        rows = wait_until(sharded, what="one caught-up runner per projection", timeout=60)
+        pids = {pid for _, pid in rows}
+        assert len(pids) == len(PROJECTIONS) and proc.pid not in pids
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert not any(alive(pid) for pid in pids)

@@ -1,0 +1,222 @@
+"""The runner lease: one active runner per projection slot, held as PostgreSQL advisory locks
+on a dedicated connection, with a fence that refuses a write after the lease is lost."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ledger.errors import LedgerError
+from projections.applier import runner_key
+from projections.db import connect
+from projections.heartbeat import HEARTBEAT_EVERY, Heartbeat
+
+log = logging.getLogger("projections.lease")
+
+WAIT_SLICE_S = 0.5  # a standby blocks on the lock this long at a time, then looks at `stop`
+# Over TCP the server only ends a dead holder's session when the socket says so: keepalive
+# probes after 1 s idle, every 1 s, 3 unanswered end it; unacknowledged data ends it after 3 s.
+# So a silent holder's locks are released within about 4 s (a killed process's socket closes
+# at once, and a Unix socket's too: those are released immediately).
+KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 1,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 3000,
+}
+SERVER_KEEPALIVE = (
+    "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1;"
+    " SET tcp_keepalives_count = 3; SET tcp_user_timeout = 3000"
+)
+
+
+class LeaseLostError(LedgerError):
+    """This runner no longer holds its projections' lock: another runner may be active."""
+
+
+def lease_url(database_url: str) -> str:
+    """The database URL with TCP keepalives on (ignored on a Unix socket, where none is needed)."""
+    params = conninfo_to_dict(database_url)
+    host = str(params.get("host") or "")
+    if not host or host.startswith("/"):
+        return database_url
+    return make_conninfo(database_url, **{k: v for k, v in KEEPALIVE.items() if k not in params})
+
+
+class Lease:
+    """Exclusive hold of some slots' runner locks: all of them, or none."""
+
+    def __init__(
+        self, database_url: str, slots: Sequence[str], *, wait_slice: float = WAIT_SLICE_S
+    ) -> None:
+        self.database_url = database_url
+        self.slots = sorted(slots)
+        self.wait_slice = wait_slice
+        self.conn: psycopg.Connection[Any] | None = None
+        self.session: tuple[int, Any] | None = None  # (pid, backend_start) of the lock session
+
+    def open(self) -> None:
+        """Open the dedicated lock connection (server-side keepalives set on TCP)."""
+        self.close()
+        conn = connect(lease_url(self.database_url))
+        conn.execute(SERVER_KEEPALIVE)
+        row = conn.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
+        assert row is not None
+        self.conn, self.session = conn, (int(row[0]), row[1])
+
+    def try_acquire(self, *, wait: float = 0.0) -> bool:
+        """Take every slot's lock or none; wait up to `wait` seconds on the first one held
+        elsewhere (a blocked wait is granted the moment its holder's session ends)."""
+        conn = self._conn()
+        taken: list[str] = []
+        for name in self.slots:
+            if self._take(conn, name, wait if not taken else 0.0):
+                taken.append(name)
+                continue
+            for held in taken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (runner_key(held),))
+            return False
+        return True
+
+    def _take(self, conn: psycopg.Connection[Any], name: str, wait: float) -> bool:
+        key = runner_key(name)
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if row and row[0]:
+            return True
+        if wait <= 0:
+            return False
+        try:
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{wait * 1000:.0f}",))
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            return True
+        except psycopg.errors.LockNotAvailable:
+            return False
+
+    def acquire(self, stop: threading.Event, *, on_wait: Callable[[], None] | None = None) -> bool:
+        """Block until every slot is held (True) or `stop` is set (False); `on_wait()` is
+        called between waits (a standby's heartbeat)."""
+        while not stop.is_set():
+            if self.try_acquire(wait=self.wait_slice):
+                return True
+            if on_wait is not None:
+                on_wait()
+        return False
+
+    def take(
+        self,
+        stop: threading.Event,
+        heartbeat: Heartbeat | None,
+        conn: psycopg.Connection[Any],
+    ) -> bool:
+        """Hold every slot, standing by (and saying so) while another runner holds them;
+        False when `stop` was set first."""
+        slots = ", ".join(self.slots)
+        if not self.try_acquire():
+            log.info("standby for %s: another runner is active", slots)
+            if heartbeat:
+                heartbeat.standby(conn)
+
+            def beat() -> None:
+                if heartbeat and heartbeat.due():
+                    heartbeat.beat(conn)
+
+            if not self.acquire(stop, on_wait=beat):
+                if heartbeat:
+                    heartbeat.stopped(conn)
+                return False
+        log.info("active for %s", slots)
+        return True
+
+    def alive(self) -> bool:
+        """Whether the lock session still answers (a closed one has released the locks)."""
+        if self.conn is None or self.conn.closed:
+            return False
+        try:
+            self.conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def fence(self, cur: psycopg.Cursor[Any]) -> None:
+        """Raise LeaseLostError unless the lock session still holds every slot, checked in the
+        caller's transaction (after it has locked the checkpoint rows it writes)."""
+        if self.session is None:
+            raise LeaseLostError("this runner never held the projections' lock")
+        pid, started = self.session
+        row = cur.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.pid = %s AND a.backend_start = %s"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) = ANY(%s)",
+            (pid, started, [runner_key(s) for s in self.slots]),
+        ).fetchone()
+        if not row or row[0] != len(self.slots):
+            raise LeaseLostError(
+                f"lost the lock of {', '.join(self.slots)}: another runner may be active;"
+                " nothing of this batch was written"
+            )
+
+    def release(self) -> None:
+        """Give the slots up (closing the session releases them all)."""
+        self.close()
+
+    def close(self) -> None:
+        """Close the lock connection."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn, self.session = None, None
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed:
+            self.open()
+        assert self.conn is not None
+        return self.conn
+
+
+def lead(
+    database_url: str,
+    slot: str,
+    stop: threading.Event,
+    work: Callable[[threading.Event], None],
+    *,
+    every: float = HEARTBEAT_EVERY,
+) -> None:
+    """Run `work(active)` whenever this process holds `slot`'s lease, standing by otherwise,
+    until `stop`; `active` is set when `stop` is or the lease is lost (the transfer process
+    manager's loop: its steps are idempotent, so a late step after a loss is only wasted)."""
+    lease, heartbeat = Lease(database_url, [slot]), Heartbeat([slot], every)
+    while not stop.is_set():
+        conn = connect(database_url)
+        try:
+            if not lease.take(stop, heartbeat, conn):
+                return
+            heartbeat.register(conn)
+            ended = threading.Event()
+            worker = threading.Thread(target=work, args=(ended,), name=f"{slot}-work", daemon=True)
+            worker.start()
+            while worker.is_alive() and not stop.wait(min(every, 1.0)):
+                if not lease.alive():
+                    log.warning("lost the lock of %s; standing by again", slot)
+                    break
+                heartbeat.beat(conn)
+            ended.set()
+            worker.join()
+            if stop.is_set():
+                heartbeat.stopped(conn)
+        except (psycopg.OperationalError, LedgerError) as exc:
+            log.warning("%s: database unavailable (%s); retrying", slot, exc)
+            stop.wait(1.0)
+        finally:
+            lease.release()
+            conn.close()
