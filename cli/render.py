@@ -36,11 +36,14 @@ class Column:
 
 
 def plain(value: Any) -> str:
-    """A value as a CSV or table cell: nothing for None, true/false for booleans."""
+    """A value as a CSV or table cell: nothing for None, true/false for booleans, a list's
+    items joined by `;`."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ";".join(plain(v) for v in value)
     return str(value)
 
 
