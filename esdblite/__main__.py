@@ -59,8 +59,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--resign-file",
         type=Path,
-        help="test control: while this file exists, the next write is answered NotLeader "
-        "(as during an election) and the file is removed",
+        help="test control: while this file exists, writes are answered NotLeader (as during "
+        "an election); it holds how many (empty: one), and the last one removes it",
     )
     s.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     s.add_argument(

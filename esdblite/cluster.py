@@ -45,10 +45,10 @@ class Leadership:
     """Whether this node takes a write now, or answers it as a leader that has just resigned.
 
     esdblite is one node, so it is always the leader, save for a test control: while the
-    `resign_file` exists, the next write call is answered as EventStoreDB answers a write that
-    reaches a node during an election: NOT_FOUND "Leader info available" with the new leader's
-    address in the trailing metadata (this node's advertised address: a single node is elected
-    again). The file is removed by the call it fails, so each file fails exactly one call.
+    `resign_file` exists, a write call is answered as EventStoreDB answers a write that reaches
+    a node during an election: NOT_FOUND "Leader info available" with the new leader's address
+    in the trailing metadata (this node's advertised address: a single node is elected again).
+    The file holds how many write calls to refuse (empty: one); the last one removes it.
     """
 
     def __init__(self, host: str, port: int, resign_file: Path | None = None) -> None:
@@ -57,16 +57,21 @@ class Leadership:
         self.resign_file = resign_file
 
     def resigned(self, context: grpc.aio.ServicerContext) -> bool:
-        """True (once per resign file) for a call that requires the leader."""
+        """True for a call that requires the leader while the resign file says so."""
         if self.resign_file is None:
             return False
         metadata = dict(context.invocation_metadata() or ())
         if metadata.get("requires-leader") != "true":
             return False
         try:
-            self.resign_file.unlink()
+            text = self.resign_file.read_text().strip()
         except FileNotFoundError:
             return False
+        left = int(text) if text.isdigit() else 1
+        if left > 1:
+            self.resign_file.write_text(f"{left - 1}\n")
+        else:
+            self.resign_file.unlink(missing_ok=True)
         return True
 
     async def abort_not_leader(self, context: grpc.aio.ServicerContext) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from esdbclient.connection_spec import ConnectionSpec
 
 from cli.settings import Settings
 from cli.stack import DEFAULT_PORTS
@@ -281,10 +282,14 @@ def test_the_runners_discover_the_cluster_through_every_node_and_read_from_follo
         )
         assert not settings.embedded
         assert settings.node_preference == "follower"
-        # The runners share the host's network, where the nodes advertise themselves.
+        # The runners share the host's network, where the nodes advertise themselves. Several
+        # targets in an esdb:// URI are gossip seeds (esdb+discover:// takes one DNS name).
         assert services[runner]["network_mode"] == "host"
         esdb = urlsplit(env["LEDGER_EVENTSTORE_URI"])
-        assert (esdb.scheme, esdb.query) == ("esdb+discover", "Tls=false")
+        assert (esdb.scheme, esdb.query) == ("esdb", "Tls=false")
+        assert ConnectionSpec(env["LEDGER_EVENTSTORE_URI"]).targets == [
+            f"localhost:{port}" for port in sorted(node_ports)
+        ]
         targets = [t.split(":") for t in esdb.netloc.split(",")]
         assert {host for host, _ in targets} == {"localhost"}
         assert {int(port) for _, port in targets} == node_ports

@@ -144,3 +144,18 @@ def test_reads_are_not_answered_not_leader(servers: Servers, tmp_path: Path):
     # esdbclient's reads ask for the leader too, but only writes meet a resignation here.
     assert ids(c.get_stream(s)) == ids(events)
     assert flag.exists()
+
+
+def test_a_resign_file_holding_a_count_refuses_that_many_writes(servers: Servers, tmp_path: Path):
+    flag = tmp_path / "resign"
+    server = servers.start(extra_args=["--resign-file", str(flag)])
+    c = servers.client(server.direct_uri)
+    s = unique()
+    flag.write_text("3\n")
+    for _ in range(3):
+        with pytest.raises(NodeIsNotLeader):
+            c.append_to_stream(s, current_version=NO_STREAM, events=new_events(1))
+    assert not flag.exists()
+    events = new_events(1)
+    c.append_to_stream(s, current_version=NO_STREAM, events=events)
+    assert ids(c.get_stream(s)) == ids(events)

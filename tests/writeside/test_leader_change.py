@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 from esdbclient import EventStoreDBClient
+from esdbclient.connection_spec import ConnectionSpec
+from esdbclient.exceptions import FollowerNotFound
 
 from ledger.errors import ServiceUnavailableError
-from ledger.eventstore import AccountEventStore
+from ledger.eventstore import AccountEventStore, with_node_preference
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
 from tests.support.clock import Clock
-from tests.support.esdb import LiteServer, Servers, stream_events
+from tests.support.esdb import LiteServer, Servers, discover_uri, stream_events
 from tests.support.ids import new_account_id
 from tests.support.waiting import eventually
 
@@ -186,3 +188,28 @@ def test_a_server_killed_and_restarted_mid_pipeline_loses_nothing_and_doubles_no
         # Every deposit a client was told is posted is there, in its order, each once.
         assert deposits_of(client, account_id) == clients.posted[account_id]
         assert len(clients.posted[account_id]) == 30
+
+
+def test_commands_go_to_the_leader_whatever_node_preference_the_uri_names(
+    servers: Servers, make_ledger_of: Callable[..., Ledger]
+) -> None:
+    server = servers()
+    uri = discover_uri(server.direct_uri) + "&NodePreference=follower"
+    # A single node has no follower: esdbclient alone finds none to connect to.
+    with pytest.raises(FollowerNotFound):
+        EventStoreDBClient(uri)
+
+    ledger = make_ledger_of(uri)
+    account_id = new_account_id()
+    ledger.open_account(account_id, "Pia", "EUR")
+    assert ledger.deposit(account_id, "1.00", "tx-leader").revision == 1
+
+
+def test_the_node_preference_of_a_uri_is_replaced_and_the_rest_kept() -> None:
+    uri = "esdb://admin:s%3Dcret@a:2113,b:2113?Tls=true&nodepreference=Leader&MaxDiscoverAttempts=3"
+    replaced = with_node_preference(uri, "follower")
+    assert (
+        replaced
+        == "esdb://admin:s%3Dcret@a:2113,b:2113?Tls=true&MaxDiscoverAttempts=3&NodePreference=follower"
+    )
+    assert ConnectionSpec(replaced).options.NodePreference == "follower"
