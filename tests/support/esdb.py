@@ -38,13 +38,18 @@ def discover_uri(uri: str) -> str:
     return f"esdb+discover://{rest}"
 
 
+def handed_out_uri(uri: str) -> str:
+    """A single node's URI as the tests hand it out: discover, or direct (see `discovering`)."""
+    return discover_uri(uri) if discovering() else uri
+
+
 class LiteServer(ServerProcess):
     """An esdblite process whose `uri` is its discover URI (see `discovering`)."""
 
     @property
     def uri(self) -> str:
         """The URI clients of the tests use: discover, or direct."""
-        return discover_uri(self.direct_uri) if discovering() else self.direct_uri
+        return handed_out_uri(self.direct_uri)
 
     @property
     def direct_uri(self) -> str:
