@@ -7,7 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from esdbclient.connection_spec import ConnectionSpec
 
+from cli.context import Context, eventstore_uri
+from cli.render import Output
+from cli.settings import Settings
 from tests.support.cli import Cli
 from tests.support.esdb import LiteServer, Servers, stream_events
 from tests.support.ids import new_account_id
@@ -29,27 +33,34 @@ def resigning(
     return server, flag
 
 
+def opened(cli: Cli) -> str:
+    account_id = new_account_id()
+    cli.ok("open", account_id, "--owner", "Pia", "--currency", "EUR")
+    return account_id
+
+
+def event_types(servers: Servers, server: LiteServer, account_id: str) -> list[str]:
+    return [e.type for e in stream_events(servers.client(server), account_id)]
+
+
 def test_a_deposit_meeting_a_leader_election_is_posted_once(
     bare_cli: Cli, servers: Servers, resigning: tuple[LiteServer, Path]
 ) -> None:
     server, flag = resigning
-    account_id = new_account_id()
-    bare_cli.ok("open", account_id, "--owner", "Pia", "--currency", "EUR")
+    account_id = opened(bare_cli)
 
     flag.touch()
     bare_cli.ok("deposit", account_id, "5.00", "--tx", "tx-cli-election")
 
     assert not flag.exists()
-    types = [e.type for e in stream_events(servers.client(server), account_id)]
-    assert types == ["AccountOpened", "MoneyDeposited"]
+    assert event_types(servers, server, account_id) == ["AccountOpened", "MoneyDeposited"]
 
 
 def test_a_node_that_stays_no_leader_is_exit_3_and_the_resend_posts_once(
     bare_cli: Cli, servers: Servers, resigning: tuple[LiteServer, Path]
 ) -> None:
     server, flag = resigning
-    account_id = new_account_id()
-    bare_cli.ok("open", account_id, "--owner", "Pia", "--currency", "EUR")
+    account_id = opened(bare_cli)
 
     flag.write_text("1000\n")  # an election that outlasts every resend
     failed = bare_cli("deposit", account_id, "5.00", "--tx", "tx-cli-stuck")
@@ -60,5 +71,20 @@ def test_a_node_that_stays_no_leader_is_exit_3_and_the_resend_posts_once(
     flag.unlink()  # a leader again
     bare_cli.ok("deposit", account_id, "5.00", "--tx", "tx-cli-stuck")
     bare_cli.ok("deposit", account_id, "5.00", "--tx", "tx-cli-stuck")
-    types = [e.type for e in stream_events(servers.client(server), account_id)]
-    assert types == ["AccountOpened", "MoneyDeposited"]
+    assert event_types(servers, server, account_id) == ["AccountOpened", "MoneyDeposited"]
+
+
+@pytest.mark.parametrize(
+    ("preference", "expected"), [(None, "leader"), ("follower", "follower"), ("random", "random")]
+)
+def test_the_read_side_reads_from_the_configured_node_preference(
+    preference: str | None, expected: str
+) -> None:
+    settings = Settings(
+        eventstore_uri="esdb://a:2113,b:2113?Tls=false",
+        database_url="postgresql://u@localhost/db",
+        node_preference=preference,
+    )
+    read_side = eventstore_uri(Context(settings=settings, output=Output(), debug=False))
+    assert ConnectionSpec(read_side).options.NodePreference == expected
+    assert ConnectionSpec(read_side).targets == ["a:2113", "b:2113"]

@@ -145,49 +145,49 @@ class Clients:
         assert not self.errors, self.errors
 
 
+def post_through(
+    servers: Servers, server: LiteServer, ledger: Ledger, disruption: Callable[[], None]
+) -> None:
+    """Eight clients post 30 deposits each while `disruption` strikes after the first 40; then
+    every deposit a client was told is posted is in the store, in its order, each once."""
+    accounts = [new_account_id() for _ in range(8)]
+    for account_id in accounts:
+        ledger.open_account(account_id, "Pia", "EUR")
+    clients = Clients(ledger, accounts, per_account=30)
+
+    clients.start()
+    eventually(lambda: clients.progress() >= 40, "deposits before the disruption")
+    disruption()
+    clients.join()
+
+    client = servers.client(server)
+    for account_id in accounts:
+        assert deposits_of(client, account_id) == clients.posted[account_id]
+        assert len(clients.posted[account_id]) == 30
+
+
 def test_concurrent_commands_ride_out_a_resignation_mid_pipeline(
     servers: Servers, tmp_path: Path, make_ledger_of: Callable[..., Ledger]
 ) -> None:
     server, flag = resigning(servers, tmp_path)
-    ledger = make_ledger_of(server.uri)
-    accounts = [new_account_id() for _ in range(8)]
-    for account_id in accounts:
-        ledger.open_account(account_id, "Pia", "EUR")
-    clients = Clients(ledger, accounts, per_account=30)
 
-    clients.start()
-    eventually(lambda: clients.progress() >= 40, "deposits before the resignation")
-    flag.touch()
-    eventually(lambda: not flag.exists(), "the resignation to meet an append")
-    clients.join()
+    def resign() -> None:
+        flag.touch()
+        eventually(lambda: not flag.exists(), "the resignation to meet an append")
 
-    client = servers.client(server)
-    for account_id in accounts:
-        assert deposits_of(client, account_id) == clients.posted[account_id]
-        assert len(clients.posted[account_id]) == 30
+    post_through(servers, server, make_ledger_of(server.uri), resign)
 
 
 def test_a_server_killed_and_restarted_mid_pipeline_loses_nothing_and_doubles_nothing(
-    servers: Servers, tmp_path: Path, make_ledger_of: Callable[..., Ledger]
+    servers: Servers, make_ledger_of: Callable[..., Ledger]
 ) -> None:
     server = servers(durable=True)
-    ledger = make_ledger_of(server.uri)
-    accounts = [new_account_id() for _ in range(8)]
-    for account_id in accounts:
-        ledger.open_account(account_id, "Pia", "EUR")
-    clients = Clients(ledger, accounts, per_account=30)
 
-    clients.start()
-    eventually(lambda: clients.progress() >= 40, "deposits before the crash")
-    server.kill()
-    server.start()
-    clients.join()
+    def crash() -> None:
+        server.kill()
+        server.start()
 
-    client = servers.client(server)
-    for account_id in accounts:
-        # Every deposit a client was told is posted is there, in its order, each once.
-        assert deposits_of(client, account_id) == clients.posted[account_id]
-        assert len(clients.posted[account_id]) == 30
+    post_through(servers, server, make_ledger_of(server.uri), crash)
 
 
 def test_commands_go_to_the_leader_whatever_node_preference_the_uri_names(
