@@ -55,8 +55,9 @@ def _translated(what: str) -> Iterator[None]:
         ) from exc
     except NodeIsNotLeader as exc:
         raise ServiceUnavailableError(
-            f"the event store node is not the leader while {what} (a leader election, or an "
-            "esdb:// URI naming one follower: use esdb+discover:// to follow the leader)"
+            f"the event store node is not the leader while {what} (an election that outlasted "
+            "the resends, or an esdb:// URI naming one follower: name the cluster with "
+            "esdb+discover:// or several esdb:// gossip seeds to follow the leader)"
         ) from exc
     except DiscoveryFailed as exc:
         raise ServiceUnavailableError(
