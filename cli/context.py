@@ -61,9 +61,14 @@ def ensure_stack(obj: Context, services: tuple[str, ...]) -> None:
 
 
 def eventstore_uri(obj: Context) -> str:
-    """The event store to use, starting the local stack if needed."""
+    """The event store to use, starting the local stack if needed (with the projections'
+    node preference, if set: the write side connects to the leader whatever the URI says)."""
     if obj.settings.eventstore_uri:
-        return obj.settings.eventstore_uri
+        if obj.settings.node_preference is None:
+            return obj.settings.eventstore_uri
+        from ledger.eventstore import with_node_preference
+
+        return with_node_preference(obj.settings.eventstore_uri, obj.settings.node_preference)
     from cli.stack import SERVICES
 
     ensure_stack(obj, SERVICES)

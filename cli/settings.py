@@ -24,6 +24,11 @@ class Settings(BaseSettings):
 
     eventstore_uri: str | None = Field(default=None, description="esdb:// URI of an external store")
     database_url: str | None = Field(default=None, description="PostgreSQL URL of the read side")
+    node_preference: Literal["leader", "follower", "random", "readonlyreplica"] | None = Field(
+        default=None,
+        description="cluster node the projections read from (esdbclient's NodePreference; "
+        "commands always go to the leader)",
+    )
     home: Path = Field(default_factory=default_home, description="local stack and logs")
     now: dt.datetime | None = Field(default=None, description="fixes the clock (demos, tests)")
     wait_timeout: float = Field(default=10.0, gt=0, description="seconds for --wait")

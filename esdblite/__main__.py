@@ -56,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--advertise-host", help="host announced by gossip (default: localhost)")
     s.add_argument("--advertise-port", type=int, help="port announced by gossip")
     s.add_argument("--max-append-size", type=int, default=MIB, help="bytes per append")
+    s.add_argument(
+        "--resign-file",
+        type=Path,
+        help="test control: while this file exists, writes are answered NotLeader (as during "
+        "an election); it holds how many (empty: one), and the last one removes it",
+    )
     s.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     s.add_argument(
         "--scavenge-interval",
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             advertise_host=args.advertise_host,
             advertise_port=args.advertise_port,
             max_append_size=args.max_append_size,
+            resign_file=args.resign_file,
             scavenge_interval=args.scavenge_interval,
             tls=tls,
             users=users,

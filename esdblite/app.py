@@ -18,7 +18,7 @@ from typing import IO
 import grpc
 
 from esdblite.auth import BasicAuthentication
-from esdblite.cluster import GossipService
+from esdblite.cluster import GossipService, Leadership
 from esdblite.reads import Notifier
 from esdblite.server import add_services, new_server
 from esdblite.store import Store
@@ -44,6 +44,7 @@ class Config:
     advertise_host: str | None = None
     advertise_port: int | None = None
     max_append_size: int = MIB
+    resign_file: Path | None = None  # a test control: see esdblite.cluster.Leadership
     fsync: bool = True
     scavenge_interval: float = 0.0  # seconds between scavenges; 0: never on a schedule
     tls: TlsFiles | None = None  # None: insecure (no TLS, no authentication)
@@ -186,8 +187,10 @@ async def serve(config: Config) -> None:
         raise StartupError(
             f"cannot listen on {config.host}:{config.port}: the port is in use or not available"
         )
-    gossip = GossipService(config.advertise_host or "localhost", config.advertise_port or port)
-    add_services(server, store, notifier, gossip, config.max_append_size)
+    advertised = (config.advertise_host or "localhost", config.advertise_port or port)
+    gossip = GossipService(*advertised)
+    leadership = Leadership(*advertised, resign_file=config.resign_file)
+    add_services(server, store, notifier, gossip, config.max_append_size, leadership)
     await server.start()
     # The stop signals are handled before the node says it is ready, so a SIGTERM sent as soon
     # as "ready" is read is an orderly stop, not the default action (exit -15).

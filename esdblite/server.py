@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import grpc
 from esdbclient.protos.Grpc import gossip_pb2_grpc, persistent_pb2_grpc, streams_pb2_grpc
 
-from esdblite.cluster import GossipService, PersistentSubscriptionsService
+from esdblite.cluster import GossipService, Leadership, PersistentSubscriptionsService
 from esdblite.reads import Notifier
 from esdblite.store import Store
 from esdblite.streams import StreamsService
@@ -41,11 +41,12 @@ def add_services(
     notifier: Notifier,
     gossip: GossipService,
     max_append_size: int,
+    leadership: Leadership | None = None,
 ) -> None:
     """Register every service on a grpc.aio server."""
     # The generated *_pb2_grpc modules of esdbclient carry no annotations.
     streams_pb2_grpc.add_StreamsServicer_to_server(  # type: ignore[no-untyped-call]
-        StreamsService(store, notifier, max_append_size), server
+        StreamsService(store, notifier, max_append_size, leadership), server
     )
     gossip_pb2_grpc.add_GossipServicer_to_server(gossip, server)  # type: ignore[no-untyped-call]
     persistent_pb2_grpc.add_PersistentSubscriptionsServicer_to_server(  # type: ignore[no-untyped-call]

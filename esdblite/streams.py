@@ -12,6 +12,7 @@ import grpc
 import regex
 from esdbclient.protos.Grpc import shared_pb2, streams_pb2, streams_pb2_grpc
 
+from esdblite.cluster import Leadership
 from esdblite.filters import FilterTooExpensive, build_filter
 from esdblite.messages import (
     abort,
@@ -62,13 +63,29 @@ class PendingBatch:
     size: int = 0
 
 
+class _Resigned(Exception):
+    """The node resigned while a BatchAppend call was open."""
+
+
 class StreamsService(streams_pb2_grpc.StreamsServicer):
     """Streams.Append, BatchAppend, Read, Delete and Tombstone."""
 
-    def __init__(self, store: Store, notifier: Notifier, max_append_size: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        max_append_size: int,
+        leadership: Leadership | None = None,
+    ) -> None:
         self.store = store
         self.reads = Reads(store, notifier)
         self.max_append_size = max_append_size
+        self.leadership = leadership
+
+    async def _check_leader(self, context: grpc.aio.ServicerContext) -> None:
+        """End a write call with NotLeader when the node has (been made to) resign."""
+        if self.leadership is not None and self.leadership.resigned(context):
+            await self.leadership.abort_not_leader(context)
 
     async def _write(self, request: WriteRequest) -> WriteResult:
         return await asyncio.wrap_future(self.store.write(request))
@@ -137,6 +154,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
             options.WhichOneof("expected_stream_revision"), options.revision
         )
         await check_deadline(context)
+        await self._check_leader(context)
         deadline = call_deadline(context)
         try:
             result = await self._write(WriteRequest("append", name, expected, events, deadline))
@@ -165,6 +183,11 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
             while (answer := await answers.get()) is not None:
                 yield answer
             await receiving
+        except _Resigned:
+            # As EventStoreDB: the call ends with NotLeader; its batches not yet answered are
+            # the client's to send again (to the leader, with the same event ids).
+            assert self.leadership is not None
+            await self.leadership.abort_not_leader(context)
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
         except Exception:
@@ -200,6 +223,8 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
                     self._accumulate(batch, req)
                 if req.is_final:
                     del batches[key]
+                    if self.leadership is not None and self.leadership.resigned(context):
+                        raise _Resigned
                     # Tasks start in the order they are made, so appends reach the writer in
                     # the order the client sent them.
                     task = asyncio.create_task(commit(batch))
@@ -345,6 +370,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
             options.WhichOneof("expected_stream_revision"), options.revision
         )
         await check_deadline(context)
+        await self._check_leader(context)
         deadline = call_deadline(context)
         try:
             result = await self._write(WriteRequest(kind, name, expected, (), deadline))

@@ -11,7 +11,9 @@ from typing import Any
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 from esdbclient.exceptions import (
     DeadlineExceeded,
+    DiscoveryFailed,
     GrpcError,
+    NodeIsNotLeader,
     NotFound,
     ServiceUnavailable,
     WrongCurrentVersion,
@@ -51,8 +53,30 @@ def _translated(what: str) -> Iterator[None]:
         raise ServiceUnavailableError(
             f"the event store did not answer while {what} ({type(exc).__name__})"
         ) from exc
+    except NodeIsNotLeader as exc:
+        raise ServiceUnavailableError(
+            f"the event store node is not the leader while {what} (an election that outlasted "
+            "the resends, or an esdb:// URI naming one follower: name the cluster with "
+            "esdb+discover:// or several esdb:// gossip seeds to follow the leader)"
+        ) from exc
+    except DiscoveryFailed as exc:
+        raise ServiceUnavailableError(
+            f"no leader of the event store cluster found while {what}: {exc}"
+        ) from exc
     except GrpcError as exc:
         raise ServiceUnavailableError(f"the event store failed while {what}: {exc}") from exc
+
+
+def with_node_preference(uri: str, preference: str) -> str:
+    """`uri` with its `NodePreference` query option (esdbclient's, case-insensitive) set."""
+    parts = urllib.parse.urlsplit(uri)
+    query = [
+        (key, value)
+        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() != "nodepreference"
+    ]
+    query.append(("NodePreference", preference))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
 def redact_credentials(text: str, uri: str | None = None) -> str:
@@ -83,9 +107,12 @@ class AccountEventStore:
 
     @classmethod
     def connect(cls, uri: str, *, pipelined: bool = True) -> AccountEventStore:
-        """Connect to an EventStoreDB-compatible server (no call is made until the first use)."""
+        """Connect to an EventStoreDB-compatible server: to the leader of a cluster whatever
+        NodePreference the URI asks for (that is the read side's), since commands read the
+        revision they append at (a single-node esdb:// URI makes no call until the first use).
+        """
         try:
-            return cls(EventStoreDBClient(uri), pipelined=pipelined)
+            return cls(EventStoreDBClient(with_node_preference(uri, "leader")), pipelined=pipelined)
         except Exception as exc:
             shown, reason = redact_credentials(uri), redact_credentials(str(exc), uri)
             raise ServiceUnavailableError(

@@ -20,18 +20,24 @@ from dataclasses import dataclass, field
 import grpc
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 from esdbclient.common import handle_rpc_error
+from esdbclient.connection_spec import NODE_PREFERENCE_LEADER, URI_SCHEME_ESDB
 from esdbclient.exceptions import (
     CancelledByClient,
     DeadlineExceeded,
+    DiscoveryFailed,
     EventStoreDBClientException,
     GrpcError,
+    NodeIsNotLeader,
     ServiceUnavailable,
 )
 from esdbclient.protos.Grpc import streams_pb2
 from esdbclient.streams import BaseStreamsService
 
-# As esdbclient's @retrygrpc: a call that fails is retried once, this long after, on a new call.
+# As esdbclient's @retrygrpc, a call that fails is retried this long after, on a new call; more
+# than esdbclient's once, so that a leader change (NotLeader, then a reconnection, then perhaps
+# a lost connection while the new leader takes over) is ridden out.
 RETRY_DELAY = 0.1
+ATTEMPTS = 4
 # How long close() waits for the answers still due before it cancels the call.
 CLOSE_GRACE = 5.0
 
@@ -141,17 +147,22 @@ class BatchAppendPipeline:
     ) -> int:
         """Append as `EventStoreDBClient.append_to_stream` does; return the commit position.
 
-        Raises what it raises: WrongCurrentVersion, DeadlineExceeded, ServiceUnavailable, ...
-        A call that breaks is retried once on a new call, as esdbclient retries; the events keep
-        their ids, so an append that was committed before the break is not written twice.
+        Raises what it raises: WrongCurrentVersion, DeadlineExceeded, ServiceUnavailable,
+        NodeIsNotLeader, ... A call that breaks is retried on a new call (at most ATTEMPTS
+        tries); after a NotLeader answer or a lost connection the client first reconnects, as
+        esdbclient's own appends do: to the leader named, or by discovery again. The events keep
+        their ids, so an append committed before the break is not written twice.
         """
         if timeout is None:
             timeout = self.client._default_deadline
-        try:
-            return self._append_once(stream_name, current_version, events, timeout)
-        except GrpcError:
-            time.sleep(RETRY_DELAY)
-            return self._append_once(stream_name, current_version, events, timeout)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self._append_once(stream_name, current_version, events, timeout)
+            except (GrpcError, NodeIsNotLeader):
+                if attempt == ATTEMPTS:
+                    raise
+                time.sleep(RETRY_DELAY)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _append_once(
         self,
@@ -169,7 +180,9 @@ class BatchAppendPipeline:
         if not call.submit(request, pending):
             call = self._open_call(replacing=call)
             if not call.submit(request, pending):
-                raise call.failure or ServiceUnavailable("the BatchAppend call ended")
+                pending.future.set_exception(
+                    call.failure or ServiceUnavailable("the BatchAppend call ended")
+                )
         try:
             return pending.future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -177,6 +190,30 @@ class BatchAppendPipeline:
             raise DeadlineExceeded(
                 f"no answer to an append to {stream_name!r} in {timeout}s"
             ) from None
+        except (NodeIsNotLeader, ServiceUnavailable) as exc:
+            self._reconnect(call, exc)
+            raise
+
+    def _reconnect(self, failed: _Call, exc: NodeIsNotLeader | ServiceUnavailable) -> None:
+        """Reconnect once per failed call (its other callers only send again), as esdbclient's
+        @autoreconnect does: to the leader a NotLeader answer names when the client connects
+        to the leader through discovery, otherwise to the node(s) of the URI again."""
+        with self._lock:
+            if self._call is not failed or self._closed:
+                return
+            self._call = None
+            spec = self.client.connection_spec
+            if isinstance(exc, NodeIsNotLeader):
+                single = spec.scheme == URI_SCHEME_ESDB and len(spec.targets) == 1
+                if single or spec.options.NodePreference != NODE_PREFERENCE_LEADER:
+                    return  # esdbclient follows no leader here: the append is only sent again
+                target = exc.leader_grpc_target
+            else:
+                target = None
+            try:
+                self.client.reconnect(target)
+            except DiscoveryFailed as discovery:
+                raise ServiceUnavailable(f"cannot find the leader: {discovery}") from discovery
 
     def _open_call(self, replacing: _Call | None = None) -> _Call:
         with self._lock:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from cli.stack import LocalStack
 from tests.support.cli import Cli
+from tests.support.esdb import handed_out_uri
 from tests.support.ids import new_account_id
 from tests.support.stack import run_ledger, stop_home
 
@@ -92,7 +93,7 @@ def external_cli(
     cli: Cli, stack: LocalStack, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Cli:
     """The CLI in external mode: the stack's event store, a read side nobody projects into."""
-    monkeypatch.setenv("LEDGER_EVENTSTORE_URI", stack.eventstore_uri())
+    monkeypatch.setenv("LEDGER_EVENTSTORE_URI", handed_out_uri(stack.eventstore_uri()))
     monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
     monkeypatch.setenv("LEDGER_WAIT_TIMEOUT", "0.3")
     return cli

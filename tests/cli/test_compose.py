@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from esdbclient.connection_spec import ConnectionSpec
 
 from cli.settings import Settings
 from cli.stack import DEFAULT_PORTS
@@ -210,3 +211,111 @@ def test_every_published_port_is_bound_to_the_loopback_only(compose: dict[str, A
     for port in published:
         host, _, rest = str(port).partition(":")
         assert host == "127.0.0.1" and rest.count(":") == 1, port
+
+
+CLUSTER = COMPOSE.with_name("docker-compose.cluster.yml")
+NODES = ("node1", "node2", "node3")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, Any]:
+    document = parse_yaml(CLUSTER.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def _published(service: dict[str, Any]) -> dict[int, int]:
+    """Container port → host port of the ports a service publishes on the loopback."""
+    published = {}
+    for port in service.get("ports", []):
+        host, host_port, container_port = str(port).split(":")
+        assert host == "127.0.0.1", port
+        published[int(container_port)] = int(host_port)
+    return published
+
+
+def test_the_cluster_has_three_nodes_postgres_and_two_runners(cluster: dict[str, Any]) -> None:
+    services = cluster["services"]
+    assert set(services) == {*NODES, "postgres", "runner1", "runner2"}
+    for name in NODES:
+        assert services[name]["image"].startswith("kurrentplatform/kurrentdb:")
+        assert f"{name}-data" in cluster["volumes"]
+    assert services["postgres"]["image"].startswith("postgres:16")
+    for runner in ("runner1", "runner2"):
+        assert services[runner]["command"] == ["projections", "run"]
+        assert 'ENTRYPOINT ["ledger"]' in services[runner]["build"]["dockerfile_inline"]
+        assert set(services[runner]["depends_on"]) == {*NODES, "postgres"}
+
+
+def test_each_node_is_an_insecure_member_of_a_three_node_cluster_seeded_by_the_others(
+    cluster: dict[str, Any],
+) -> None:
+    services = cluster["services"]
+    address = {n: services[n]["networks"]["cluster"]["ipv4_address"] for n in NODES}
+    assert len(set(address.values())) == 3
+    for name in NODES:
+        env = services[name]["environment"]
+        assert env["KURRENTDB_CLUSTER_SIZE"] == "3"
+        assert env["KURRENTDB_INSECURE"] == "true"
+        assert env["KURRENTDB_DISCOVER_VIA_DNS"] == "false"
+        assert env["KURRENTDB_RUN_PROJECTIONS"] == "None"
+        assert env["KURRENTDB_REPLICATION_IP"] == address[name]
+        seeds = set(env["KURRENTDB_GOSSIP_SEED"].split(","))
+        assert seeds == {f"{address[other]}:2113" for other in NODES if other != name}
+        # Clients are sent to the published port of each node, on the loopback.
+        assert env["KURRENTDB_ADVERTISE_HOST_TO_CLIENT_AS"] == "localhost"
+        advertised = int(env["KURRENTDB_ADVERTISE_NODE_PORT_TO_CLIENT_AS"])
+        assert _published(services[name]) == {2113: advertised}
+
+
+def test_the_runners_discover_the_cluster_through_every_node_and_read_from_followers(
+    cluster: dict[str, Any],
+) -> None:
+    services = cluster["services"]
+    node_ports = {_published(services[n])[2113] for n in NODES}
+    names = _env_names()
+    for runner in ("runner1", "runner2"):
+        env = services[runner]["environment"]
+        assert set(env) <= names, f"unknown variables: {set(env) - names}"
+        settings = Settings.model_validate(
+            {k.removeprefix("LEDGER_").lower(): v for k, v in env.items()}
+        )
+        assert not settings.embedded
+        assert settings.node_preference == "follower"
+        # The runners share the host's network, where the nodes advertise themselves. Several
+        # targets in an esdb:// URI are gossip seeds (esdb+discover:// takes one DNS name).
+        assert services[runner]["network_mode"] == "host"
+        esdb = urlsplit(env["LEDGER_EVENTSTORE_URI"])
+        assert (esdb.scheme, esdb.query) == ("esdb", "Tls=false")
+        assert ConnectionSpec(env["LEDGER_EVENTSTORE_URI"]).targets == [
+            f"localhost:{port}" for port in sorted(node_ports)
+        ]
+        targets = [t.split(":") for t in esdb.netloc.split(",")]
+        assert {host for host, _ in targets} == {"localhost"}
+        assert {int(port) for _, port in targets} == node_ports
+        db = urlsplit(env["LEDGER_DATABASE_URL"])
+        pg_env = services["postgres"]["environment"]
+        assert (db.hostname, _published(services["postgres"])[5432]) == ("localhost", db.port)
+        assert (db.username, db.password, db.path) == (
+            pg_env["POSTGRES_USER"],
+            pg_env["POSTGRES_PASSWORD"],
+            "/" + pg_env["POSTGRES_DB"],
+        )
+
+
+def test_the_cluster_header_exports_what_the_runners_use(cluster: dict[str, Any]) -> None:
+    header = [line for line in CLUSTER.read_text().splitlines() if line.startswith("#   export")]
+    exported = {
+        k: json.loads(v) for k, v in (h.removeprefix("#   export ").split("=", 1) for h in header)
+    }
+    runner = cluster["services"]["runner1"]["environment"]
+    assert exported == {k: runner[k] for k in ("LEDGER_EVENTSTORE_URI", "LEDGER_DATABASE_URL")}
+
+
+def test_every_port_of_the_cluster_is_published_on_the_loopback_only(
+    cluster: dict[str, Any],
+) -> None:
+    published = [p for s in cluster["services"].values() for p in s.get("ports", [])]
+    assert len(published) == 4
+    for service in cluster["services"].values():
+        _published(service)

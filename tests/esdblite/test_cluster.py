@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from esdbclient import EventStoreDBClient, NewEvent
-from esdbclient.exceptions import MaximumAppendSizeExceededError
+from esdbclient.exceptions import MaximumAppendSizeExceededError, NodeIsNotLeader, NotFound
 from esdbclient.gossip import NODE_STATE_LEADER
 
 from esdblite.process import ServerProcess
@@ -19,6 +20,7 @@ from tests.esdblite.support import (
     new_events,
     unique,
 )
+from tests.support.esdb import Servers
 
 
 def test_gossip_reports_exactly_one_leader(
@@ -107,3 +109,53 @@ def test_the_server_is_reachable_over_ipv4_and_ipv6_loopback(
         c.append_to_stream(s, current_version=NO_STREAM, events=events)
         assert ids(c.get_stream(s)) == ids(events)
         assert c.read_gossip()[0].state == NODE_STATE_LEADER
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["Append", "BatchAppend"])
+def test_a_resigned_node_answers_one_write_not_leader_naming_the_leader(
+    servers: Servers, tmp_path: Path, count: int
+):
+    flag = tmp_path / "resign"
+    server = servers.start(extra_args=["--resign-file", str(flag), "--advertise-port", "4321"])
+    c = servers.client(server.direct_uri)
+    s = unique()
+    flag.touch()
+
+    # A direct esdb:// client follows no leader: it sees EventStoreDB's NotLeader answer.
+    with pytest.raises(NodeIsNotLeader) as raised:
+        c.append_to_stream(s, current_version=NO_STREAM, events=new_events(count))
+    assert raised.value.leader_grpc_target == "localhost:4321"
+    assert not flag.exists()  # one resignation fails one call
+    with pytest.raises(NotFound):
+        c.get_stream(s)  # nothing was written
+    events = new_events(count)
+    c.append_to_stream(s, current_version=NO_STREAM, events=events)
+    assert ids(c.get_stream(s)) == ids(events)
+
+
+def test_reads_are_not_answered_not_leader(servers: Servers, tmp_path: Path):
+    flag = tmp_path / "resign"
+    server = servers.start(extra_args=["--resign-file", str(flag)])
+    c = servers.client(server.direct_uri)
+    s = unique()
+    events = new_events(1)
+    c.append_to_stream(s, current_version=NO_STREAM, events=events)
+    flag.touch()
+    # esdbclient's reads ask for the leader too, but only writes meet a resignation here.
+    assert ids(c.get_stream(s)) == ids(events)
+    assert flag.exists()
+
+
+def test_a_resign_file_holding_a_count_refuses_that_many_writes(servers: Servers, tmp_path: Path):
+    flag = tmp_path / "resign"
+    server = servers.start(extra_args=["--resign-file", str(flag)])
+    c = servers.client(server.direct_uri)
+    s = unique()
+    flag.write_text("3\n")
+    for _ in range(3):
+        with pytest.raises(NodeIsNotLeader):
+            c.append_to_stream(s, current_version=NO_STREAM, events=new_events(1))
+    assert not flag.exists()
+    events = new_events(1)
+    c.append_to_stream(s, current_version=NO_STREAM, events=events)
+    assert ids(c.get_stream(s)) == ids(events)

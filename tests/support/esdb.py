@@ -3,6 +3,11 @@ private esdblite servers for tests that restart, crash or fill one.
 
 Set LEDGER_TEST_ESDB_URI=esdb://host:2113?Tls=false to run the tests that share a store against
 an external EventStoreDB; tests that need a store of their own always start a private esdblite.
+
+The URIs of these esdblite servers are `esdb+discover://` ones, as a cluster's are: every client
+reads gossip first and connects to the leader it names. LEDGER_TEST_ESDB_DISCOVER=0 hands out
+the direct `esdb://` form instead; tests that name the direct form (`direct_uri`, the played
+server, the IPv4/IPv6 loopback tests) keep that path covered either way.
 """
 
 from __future__ import annotations
@@ -20,6 +25,38 @@ from esdblite.process import ServerProcess
 from ledger.streams import account_stream
 
 
+def discovering() -> bool:
+    """Whether the tests' esdblite URIs are discover URIs (the default)."""
+    return os.environ.get("LEDGER_TEST_ESDB_DISCOVER", "1") != "0"
+
+
+def discover_uri(uri: str) -> str:
+    """The `esdb+discover://` form of a single-node `esdb://` URI."""
+    scheme, _, rest = uri.partition("://")
+    if scheme != "esdb":
+        raise ValueError(f"not an esdb:// URI: {uri}")
+    return f"esdb+discover://{rest}"
+
+
+def handed_out_uri(uri: str) -> str:
+    """A single node's URI as the tests hand it out: discover, or direct (see `discovering`)."""
+    return discover_uri(uri) if discovering() else uri
+
+
+class LiteServer(ServerProcess):
+    """An esdblite process whose `uri` is its discover URI (see `discovering`)."""
+
+    @property
+    def uri(self) -> str:
+        """The URI clients of the tests use: discover, or direct."""
+        return handed_out_uri(self.direct_uri)
+
+    @property
+    def direct_uri(self) -> str:
+        """The single-node `esdb://` URI, for tests of the direct path."""
+        return super().uri
+
+
 def external_esdb_uri() -> str | None:
     """The external event store named by LEDGER_TEST_ESDB_URI, if any.
 
@@ -35,9 +72,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     if external_esdb_uri():
         yield None
         return
-    with ServerProcess(
-        log_file=tmp_path_factory.mktemp("shared-esdblite") / "server.log"
-    ) as server:
+    with LiteServer(log_file=tmp_path_factory.mktemp("shared-esdblite") / "server.log") as server:
         yield server
 
 
@@ -56,7 +91,7 @@ class Servers:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self._servers: list[ServerProcess] = []
+        self._servers: list[LiteServer] = []
         self._clients: list[EventStoreDBClient] = []
         self._logs = 0
 
@@ -67,10 +102,10 @@ class Servers:
         env: dict[str, str] | None = None,
         extra_args: list[str] | None = None,
         port: int = 0,
-    ) -> ServerProcess:
+    ) -> LiteServer:
         """An unstarted server whose stderr goes to its own log file (see .log_file)."""
         self._logs += 1
-        server = ServerProcess(
+        server = LiteServer(
             data_dir,
             port=port,
             env=env,
@@ -80,11 +115,13 @@ class Servers:
         self._servers.append(server)
         return server
 
-    def start(self, data_dir: Path | None = None, **kwargs: Any) -> ServerProcess:
+    def start(self, data_dir: Path | None = None, **kwargs: Any) -> LiteServer:
         """A started server."""
-        return self.new(data_dir, **kwargs).start()
+        server = self.new(data_dir, **kwargs)
+        server.start()
+        return server
 
-    def __call__(self, *, durable: bool = False) -> ServerProcess:
+    def __call__(self, *, durable: bool = False) -> LiteServer:
         """A started server: in memory, or durable on a data directory of its own."""
         return self.start(self.tmp_path / f"esdb-{self._logs + 1}" if durable else None)
 
