@@ -65,7 +65,7 @@ class AccountNotFoundError(BusinessRuleError):
     """The account has never been opened."""
 
     def __init__(self, account_id: str) -> None:
-        super().__init__(f"account {account_id!r} does not exist")
+        super().__init__(f"no such account: {account_id}")
         self.account_id = account_id
 
 

@@ -85,9 +85,9 @@ def balance(
     """Show a balance (from the projection unless --consistent). Example: ledger balance alice"""
     obj = context(ctx, json_out)
     with handled(obj):
-        from ledger.accounts.ids import check_account_id
+        from ledger.accounts.ids import check_existing_account_id
 
-        check_account_id(account)
+        check_existing_account_id(account)
         if consistent and min_revision is not None:
             fail("use either --consistent or --min-revision, not both")
         day, position = _parse_as_of(as_of) if as_of else (None, None)
@@ -158,9 +158,9 @@ def statement(
         fmt = "json"
     obj = context(ctx, fmt == "json")
     with handled(obj):
-        from ledger.accounts.ids import check_account_id
+        from ledger.accounts.ids import check_existing_account_id
 
-        check_account_id(account)
+        check_existing_account_id(account)
         if fmt not in STATEMENT_FORMATS:
             fail(f"--format is table, json or csv, not {fmt!r}")
         if consistent and min_revision is not None:

@@ -153,7 +153,7 @@ def test_contradictory_or_bad_balance_options_exit_2(
 def test_balance_of_an_unknown_account_exits_1(cli: Cli) -> None:
     result = cli("balance", new_account_id("none"))
     assert result.exit_code == 1
-    assert "does not exist" in result.stderr
+    assert "no such account" in result.stderr
 
 
 def test_balance_as_of_a_date_is_the_end_of_that_day(cli: Cli, dated: Dated) -> None:
