@@ -328,8 +328,8 @@ def _reverse(command: Reverse, state: State) -> list[AccountEvent]:
             # A transfer's leg is undone by its transfer (a refund), never alone: reversing
             # one leg would create or destroy the money the other leg moved.
             raise NotReversibleError(command.account_id, command.reverses)
-        case TransactionRecord(reversed=True):
-            raise AlreadyReversedError(command.account_id, command.reverses)
+        case TransactionRecord(reversed=True, reversed_by=reversed_by):
+            raise AlreadyReversedError(command.account_id, command.reverses, reversed_by)
         case TransactionRecord(amount=original):
             if original > 0:
                 _require_funds(state, original)
