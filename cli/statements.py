@@ -10,7 +10,7 @@ from cli.lag import projection_lag
 from cli.render import money
 
 if TYPE_CHECKING:
-    from projections.statement_view import Statement
+    from projections.statement_view import PostingRow, Statement
     from projections.status import ProjectionStatus
 
 STATEMENT_FORMATS = ("table", "json", "csv")
@@ -39,20 +39,27 @@ def consistent_statement(
 ) -> Statement:
     """The statement from the account's stream (the write model), by the projection's rule."""
     from ledger.accounts.decider import Status
-    from ledger.accounts.events import Posting
+    from ledger.accounts.events import Posting, PostingReversed
     from ledger.errors import AccountNotFoundError
     from ledger.writemodel import fold_account
-    from projections.statement_view import BalanceRow, PostingRow, build_statement
+    from projections.statement_view import BalanceRow, PostingRow, build_statement, reversal_links
 
     store = make_ledger(obj).handler.store
     state, _ = fold_account(store, account)
     if state.status is Status.NEW:
         raise AccountNotFoundError(account)
+    events = [
+        (stored.revision, stored.commit_position, e)
+        for stored in store.read(account)
+        if isinstance(e := stored.event, Posting)
+    ]
+    reverses = {r: e.reverses for r, _, e in events if isinstance(e, PostingReversed)}
+    links = reversal_links((r, e.transaction_id, reverses.get(r)) for r, _, e in events)
     postings = [
         PostingRow(
             account,
-            stored.revision,
-            stored.commit_position,
+            revision,
+            position,
             e.transaction_id,
             str(e.kind),
             e.amount,
@@ -61,9 +68,10 @@ def consistent_statement(
             e.occurred_at,
             e.transfer_id,
             e.counterparty,
+            reverses.get(revision),
+            links.get(revision),
         )
-        for stored in store.read(account)
-        if isinstance(e := stored.event, Posting)
+        for revision, position, e in events
     ]
     row = BalanceRow(
         account,
@@ -97,6 +105,8 @@ def show_statement(
             "occurred_at": p.occurred_at.astimezone(dt.UTC).isoformat(),
             "transfer_id": p.transfer_id,
             "counterparty": p.counterparty,
+            "reverses": p.reverses,
+            "reversed_by": p.reversed_by,
         }
         for p in st.postings
     ]
@@ -127,31 +137,45 @@ def show_statement(
         "description",
         "transfer_id",
         "counterparty",
+        "reverses",
+        "reversed_by",
     ]
     rows = [["" if p[k] is None else str(p[k]) for k in columns] for p in postings]
-    # The table shows the transfer columns only when a line is a transfer's leg, so that a
-    # statement without transfers keeps its width.
-    shown = len(columns) if any(p.transfer_id for p in st.postings) else len(columns) - 2
-    if fmt == "table":
-        for row, posting in zip(rows, st.postings, strict=True):
-            row[1] = posting.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     if fmt == "csv":
-        obj.output.csv(columns, rows, text_columns={5, 6, 7})
+        obj.output.csv(columns, rows, text_columns={5, 6, 7, 9, 10})
         return
+    # The table shows the transfer columns only when a line is a transfer's leg, and one
+    # reversal column only when a line reverses or is reversed, so that a statement without
+    # them keeps its width.
+    shown = len(columns) - 4 + (2 if any(p.transfer_id for p in st.postings) else 0)
+    headers = [
+        ("rev", "right"),
+        ("when (UTC)", "left"),
+        ("kind", "left"),
+        ("amount", "right"),
+        ("balance", "right"),
+        ("transaction", "left"),
+        ("description", "left"),
+        ("transfer", "left"),
+        ("counterparty", "left"),
+    ][:shown]
+    for row, posting in zip(rows, st.postings, strict=True):
+        row[1] = posting.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        del row[shown:]
+    if any(p.reverses or p.reversed_by for p in st.postings):
+        headers.append(("reversal", "left"))
+        for row, posting in zip(rows, st.postings, strict=True):
+            row.append(_reversal_cell(posting))
     period_text = f" from {st.start or 'the start'} to {st.end or 'today'}" if period else ""
     obj.output.table(
         f"Statement of {st.account.account_id} ({c}){period_text} — opening "
         f"{money(st.opening_balance, c)}, closing {money(st.closing_balance, c)}",
-        [
-            ("rev", "right"),
-            ("when (UTC)", "left"),
-            ("kind", "left"),
-            ("amount", "right"),
-            ("balance", "right"),
-            ("transaction", "left"),
-            ("description", "left"),
-            ("transfer", "left"),
-            ("counterparty", "left"),
-        ][:shown],
-        [row[:shown] for row in rows],
+        headers,
+        rows,
     )
+
+
+def _reversal_cell(posting: PostingRow) -> str:
+    if posting.reverses:
+        return f"reverses {posting.reverses}"
+    return f"reversed by {posting.reversed_by}" if posting.reversed_by else ""

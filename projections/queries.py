@@ -87,7 +87,8 @@ def statement(
     with conn.cursor(row_factory=class_row(PostingRow)) as cur:
         rows = cur.execute(
             "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-            " description, occurred_at, transfer_id, counterparty FROM account_statements"
+            " description, occurred_at, transfer_id, counterparty, reverses, reversed_by"
+            " FROM account_statements"
             " WHERE account_id = %(account)s"
             " AND (%(start)s::timestamptz IS NULL OR occurred_at >= %(start)s)"
             " AND (%(end)s::timestamptz IS NULL OR occurred_at < %(end)s)"
@@ -107,7 +108,8 @@ def _last_posting_before(
     with conn.cursor(row_factory=class_row(PostingRow)) as cur:
         return cur.execute(
             "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-            " description, occurred_at, transfer_id, counterparty FROM account_statements"
+            " description, occurred_at, transfer_id, counterparty, reverses, reversed_by"
+            " FROM account_statements"
             " WHERE account_id = %s"
             " AND occurred_at < %s ORDER BY revision DESC LIMIT 1",
             (account_id, _day_start(day)),

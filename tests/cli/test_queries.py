@@ -25,6 +25,8 @@ POSTING_KEYS = [
     "occurred_at",
     "transfer_id",
     "counterparty",
+    "reverses",
+    "reversed_by",
 ]
 PERIOD_KEYS = [
     "account_id",
@@ -47,6 +49,8 @@ CSV_HEADER = [
     "description",
     "transfer_id",
     "counterparty",
+    "reverses",
+    "reversed_by",
 ]
 
 
@@ -185,6 +189,8 @@ def test_statement_json_without_a_period_is_a_list_of_postings(cli: Cli, dated: 
         "occurred_at": "2026-01-20T10:00:00+00:00",
         "transfer_id": None,
         "counterparty": None,
+        "reverses": None,
+        "reversed_by": None,
     }
     assert cli.json("statement", dated.account, "--consistent") == without_lag(postings)
     assert json.loads(cli.ok("statement", dated.account, "--format", "json").stdout) == postings
