@@ -51,6 +51,11 @@ def show(text: str) -> str:
     return quoted if len(quoted) <= 42 else quoted[:40] + "…"
 
 
+def is_signed_number(text: str) -> bool:
+    """Whether the text is a number with a sign ("-5", "+0.50"), which no amount may be."""
+    return _SIGNED_NUMBER.fullmatch(text) is not None
+
+
 def currency_code(text: str) -> str:
     """A currency code as a person types it ("eur"): upper-cased, then checked; a refusal
     quotes what was typed."""
@@ -84,7 +89,7 @@ def _syntax_problem(text: str, *, allow_zero: bool, what: str) -> str | None:
         return f"{what} {show(text)} must not contain spaces or other whitespace"
     if text[0] in "+-" and what != "amount":
         return f"{what} {show(text)} must not have a sign; write a positive number like 5.00"
-    if text[0] in "+-" and _SIGNED_NUMBER.fullmatch(text):
+    if is_signed_number(text):
         # The direction of a posting is its command, never the amount's sign.
         return f"amount {show(text)} has a sign; amounts are positive: use withdraw/deposit"
     if not text.isascii():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from cli.context import Context, context, make_ledger, read_conn
 from cli.errors import confirm, handled
@@ -18,9 +19,43 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 PANEL = "Accounts"
-# An amount typed as "-5" reaches the amount rule (which says amounts are positive) instead of
-# click reading it as an unknown option.
-AMOUNT_COMMAND = {"ignore_unknown_options": True}
+
+
+class AmountCommand(TyperCommand):
+    """A command whose amount may be typed negative: "-5" reaches the amount rule (which says
+    amounts are positive) instead of being read as an unknown option; a real unknown option
+    ("--bogus") is still one."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.get_params(ctx)
+            if isinstance(param, TyperOption) and not param.is_flag and not param.count
+            for name in param.opts
+        }
+        return super().parse_args(ctx, _negative_numbers_as_arguments(args, takes_value))
+
+
+def _negative_numbers_as_arguments(args: list[str], takes_value: set[str]) -> list[str]:
+    """The arguments with each negative number that is no option's value moved after "--"
+    (the amount is a command's last argument, so its place among them is kept)."""
+    from ledger.money import is_signed_number
+
+    if "--" in args:
+        return args
+    kept: list[str] = []
+    moved: list[str] = []
+    at = 0
+    while at < len(args):
+        if args[at] in takes_value:
+            kept += args[at : at + 2]
+            at += 2
+            continue
+        (moved if args[at].startswith("-") and is_signed_number(args[at]) else kept).append(
+            args[at]
+        )
+        at += 1
+    return [*kept, "--", *moved] if moved else args
 
 
 def _write_doc(outcome: Outcome, with_tx: bool = True) -> dict[str, Any]:
@@ -145,7 +180,7 @@ def _posting(
         _after_write(obj, outcome, sentence, wait)
 
 
-@app.command(rich_help_panel=PANEL, context_settings=AMOUNT_COMMAND)
+@app.command(rich_help_panel=PANEL, cls=AmountCommand)
 def deposit(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
@@ -159,7 +194,7 @@ def deposit(
     _posting(ctx, "deposit", account, amount, tx, description, wait, json_out)
 
 
-@app.command(rich_help_panel=PANEL, context_settings=AMOUNT_COMMAND)
+@app.command(rich_help_panel=PANEL, cls=AmountCommand)
 def withdraw(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
@@ -213,7 +248,7 @@ def reverse(
         _after_write(obj, outcome, sentence, wait)
 
 
-@app.command("set-overdraft", rich_help_panel=PANEL, context_settings=AMOUNT_COMMAND)
+@app.command("set-overdraft", rich_help_panel=PANEL, cls=AmountCommand)
 def set_overdraft(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
