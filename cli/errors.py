@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from ledger.errors import (
+    AccountNotFoundError,
     BusinessRuleError,
     CheckFailedError,
     ConcurrencyConflictError,
@@ -49,6 +50,8 @@ EXIT_CODES_HELP = """Exit codes: 0 ok · 1 refused by a business rule · 2 inval
 
 # Most specific class first: the first class an error is an instance of decides its code.
 EXIT_CODE_OF: tuple[tuple[type[LedgerError], ExitCode], ...] = (
+    # An unknown account keeps exit 1 (scripts test for it) but has its own message and hint.
+    (AccountNotFoundError, ExitCode.REFUSED),
     (InvalidInputError, ExitCode.INVALID),
     (ServiceUnavailableError, ExitCode.UNAVAILABLE),
     (WaitTimeoutError, ExitCode.WAIT_TIMEOUT),
@@ -126,6 +129,14 @@ def _how_to_start(obj: Context) -> str:
     )
 
 
+def _unknown_account_hint(account_id: str) -> str:
+    lowercase = f"account ids are lowercase (did you mean {account_id.lower()}?); "
+    return (
+        f"{lowercase if account_id != account_id.lower() else ''}"
+        "`ledger accounts` lists the accounts there are"
+    )
+
+
 @contextlib.contextmanager
 def handled(obj: Context, transaction_id: str | None = None) -> Iterator[None]:
     """Map failures to one sentence and an exit code; log unexpected ones."""
@@ -139,6 +150,8 @@ def handled(obj: Context, transaction_id: str | None = None) -> Iterator[None]:
         if code is ExitCode.UNAVAILABLE:
             message += f"; {_how_to_start(obj)}"
         obj.output.error(message)
+        if isinstance(exc, AccountNotFoundError):
+            obj.output.note(_unknown_account_hint(exc.account_id))
         if transaction_id and code in RETRYABLE:
             obj.output.note(retry_hint(transaction_id))
         if obj.debug:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -38,20 +39,27 @@ def consistent_statement(
 ) -> Statement:
     """The statement from the account's stream (the write model), by the projection's rule."""
     from ledger.accounts.decider import Status
-    from ledger.accounts.events import Posting
+    from ledger.accounts.events import Posting, PostingReversed
     from ledger.errors import AccountNotFoundError
     from ledger.writemodel import fold_account
-    from projections.statement_view import BalanceRow, PostingRow, build_statement
+    from projections.statement_view import BalanceRow, PostingRow, build_statement, reversal_links
 
     store = make_ledger(obj).handler.store
     state, _ = fold_account(store, account)
     if state.status is Status.NEW:
         raise AccountNotFoundError(account)
+    events = [
+        (stored.revision, stored.commit_position, e)
+        for stored in store.read(account)
+        if isinstance(e := stored.event, Posting)
+    ]
+    reverses = {r: e.reverses for r, _, e in events if isinstance(e, PostingReversed)}
+    links = reversal_links((r, e.transaction_id, reverses.get(r)) for r, _, e in events)
     postings = [
         PostingRow(
             account,
-            stored.revision,
-            stored.commit_position,
+            revision,
+            position,
             e.transaction_id,
             str(e.kind),
             e.amount,
@@ -60,9 +68,10 @@ def consistent_statement(
             e.occurred_at,
             e.transfer_id,
             e.counterparty,
+            reverses.get(revision),
+            links.get(revision),
         )
-        for stored in store.read(account)
-        if isinstance(e := stored.event, Posting)
+        for revision, position, e in events
     ]
     row = BalanceRow(
         account,
@@ -89,10 +98,21 @@ STATEMENT_COLUMNS = (
     Column("description", text=True),
     Column("transfer_id", "transfer", text=True),
     Column("counterparty"),
+    # The table shows both links in one column; CSV and JSON carry each.
+    Column("reverses", "reversal", text=True, show=lambda p: _reversal_cell(p)),
+    Column("reversed_by", text=True, table=False),
 )
-# The table shows the transfer columns only when a line is a transfer's leg, so that a
-# statement without transfers keeps its width.
+# The table shows the transfer columns only when a line is a transfer's leg, and the reversal
+# column only when a line reverses or is reversed, so that a statement without them keeps its
+# width.
 TRANSFER_COLUMNS = ("transfer_id", "counterparty")
+REVERSAL_COLUMNS = ("reverses",)
+
+
+def _reversal_cell(posting: Mapping[str, Any]) -> str:
+    if posting["reverses"]:
+        return f"reverses {posting['reverses']}"
+    return f"reversed by {posting['reversed_by']}" if posting["reversed_by"] else ""
 
 
 def _when(occurred_at: str) -> str:
@@ -133,6 +153,8 @@ def show_statement(
             "occurred_at": p.occurred_at.astimezone(dt.UTC).isoformat(),
             "transfer_id": p.transfer_id,
             "counterparty": p.counterparty,
+            "reverses": p.reverses,
+            "reversed_by": p.reversed_by,
         }
         for p in st.postings
     ]
@@ -147,11 +169,10 @@ def show_statement(
         "omitted": st.omitted,
         **(lag or {}),
     }
-    transfers = any(p.transfer_id for p in st.postings)
-    columns = [
-        replace(col, table=False) if col.key in TRANSFER_COLUMNS and not transfers else col
-        for col in STATEMENT_COLUMNS
-    ]
+    hidden = set() if any(p.transfer_id for p in st.postings) else set(TRANSFER_COLUMNS)
+    if not any(p.reverses or p.reversed_by for p in st.postings):
+        hidden.update(REVERSAL_COLUMNS)
+    columns = [replace(col, table=False) if col.key in hidden else col for col in STATEMENT_COLUMNS]
     obj.output.listing(
         _title(st, period),
         columns,

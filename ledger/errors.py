@@ -65,7 +65,7 @@ class AccountNotFoundError(BusinessRuleError):
     """The account has never been opened."""
 
     def __init__(self, account_id: str) -> None:
-        super().__init__(f"account {account_id!r} does not exist")
+        super().__init__(f"no such account: {account_id}")
         self.account_id = account_id
 
 
@@ -109,14 +109,18 @@ class PostingNotFoundError(BusinessRuleError):
 
 
 class AlreadyReversedError(BusinessRuleError):
-    """The posting named for reversal has already been reversed."""
+    """The posting named for reversal has already been reversed (by `reversed_by`)."""
 
-    def __init__(self, account_id: str, transaction_id: str) -> None:
+    def __init__(
+        self, account_id: str, transaction_id: str, reversed_by: str | None = None
+    ) -> None:
+        by = f" by {reversed_by!r}" if reversed_by else ""
         super().__init__(
-            f"posting {transaction_id!r} on account {account_id!r} is already reversed"
+            f"posting {transaction_id!r} on account {account_id!r} is already reversed{by}"
         )
         self.account_id = account_id
         self.transaction_id = transaction_id
+        self.reversed_by = reversed_by
 
 
 class NotReversibleError(BusinessRuleError):

@@ -26,6 +26,11 @@ MAX_AMOUNT_LENGTH = 32
 # not exceed the currency's exponent even when the extra digits are zeros ("5.000" EUR is
 # refused), and a converted amount may be at most MAX_MINOR_UNITS minor units.
 _AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# A decimal comma ("12,50"), as many locales write it: refused, with the point form suggested.
+# Three digits after the comma ("1,000") may be a thousands separator, so no guess is made.
+_DECIMAL_COMMA = re.compile(r"[0-9]+,[0-9]{1,2}")
+# A signed number ("-5", "+0,50"); other text with a sign ("--tx") is no number at all.
+_SIGNED_NUMBER = re.compile(r"[+-][0-9][0-9.,]*")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
@@ -46,14 +51,27 @@ def show(text: str) -> str:
     return quoted if len(quoted) <= 42 else quoted[:40] + "…"
 
 
+def is_signed_number(text: str) -> bool:
+    """Whether the text is a number with a sign ("-5", "+0.50"), which no amount may be."""
+    return _SIGNED_NUMBER.fullmatch(text) is not None
+
+
+def currency_code(text: str) -> str:
+    """A currency code as a person types it ("eur"): upper-cased, then checked; a refusal
+    quotes what was typed."""
+    return _checked_currency(text.upper() if text.isascii() else text, text, "ASCII letters")
+
+
 def check_currency(code: str) -> str:
     """Return the code if it is a known ISO 4217 code (3 uppercase ASCII letters), else raise."""
+    return _checked_currency(code, code, "uppercase ASCII letters")
+
+
+def _checked_currency(code: str, typed: str, letters: str) -> str:
     if not _CURRENCY.fullmatch(code):
-        raise InvalidInputError(
-            f"currency {show(code)} must be three uppercase ASCII letters, like EUR"
-        )
+        raise InvalidInputError(f"currency {show(typed)} must be three {letters}, like EUR")
     if code not in CURRENCY_EXPONENTS:
-        raise InvalidInputError(f"currency {show(code)} is not a known ISO 4217 currency code")
+        raise InvalidInputError(f"currency {show(typed)} is not a known ISO 4217 currency code")
     return code
 
 
@@ -62,32 +80,40 @@ def exponent(currency: str) -> int:
     return CURRENCY_EXPONENTS[check_currency(currency)]
 
 
-def _syntax_problem(text: str, *, allow_zero: bool) -> str | None:
+def _syntax_problem(text: str, *, allow_zero: bool, what: str) -> str | None:
     if text == "":
-        return "amount must not be empty"
+        return f"{what} must not be empty"
     if len(text) > MAX_AMOUNT_LENGTH:
-        return f"amount {show(text)} is too long (at most {MAX_AMOUNT_LENGTH} characters)"
+        return f"{what} {show(text)} is too long (at most {MAX_AMOUNT_LENGTH} characters)"
     if any(ch.isspace() for ch in text):
-        return f"amount {show(text)} must not contain spaces or other whitespace"
-    if text[0] in "+-":
-        return f"amount {show(text)} must not have a sign; write a positive number like 5.00"
+        return f"{what} {show(text)} must not contain spaces or other whitespace"
+    if text[0] in "+-" and what != "amount":
+        return f"{what} {show(text)} must not have a sign; write a positive number like 5.00"
+    if is_signed_number(text):
+        # The direction of a posting is its command, never the amount's sign.
+        return f"amount {show(text)} has a sign; amounts are positive: use withdraw/deposit"
     if not text.isascii():
-        return f"amount {show(text)} must use ASCII digits 0-9 only"
+        return f"{what} {show(text)} must use ASCII digits 0-9 only"
+    if _DECIMAL_COMMA.fullmatch(text):
+        return (
+            f"{what} {show(text)} has a decimal comma: write a point, "
+            f"did you mean {text.replace(',', '.')}?"
+        )
     if text.startswith(".") or text.endswith("."):
-        return f"amount {show(text)} needs digits on both sides of the point, like 0.50 or 5"
+        return f"{what} {show(text)} needs digits on both sides of the point, like 0.50 or 5"
     if not _AMOUNT.fullmatch(text):
         return (
-            f"amount {show(text)} is not a plain decimal number like 5, 5.00 or 0.5 "
+            f"{what} {show(text)} is not a plain decimal number like 5, 5.00 or 0.5 "
             "(no exponents, separators, NaN or Infinity)"
         )
     if not allow_zero and text.strip("0.") == "":
-        return f"amount {show(text)} must be greater than zero"
+        return f"{what} {show(text)} must be greater than zero"
     return None
 
 
-def check_amount_syntax(text: str, *, allow_zero: bool = False) -> str:
+def check_amount_syntax(text: str, *, allow_zero: bool = False, what: str = "amount") -> str:
     """Return the text unchanged if it is a well-formed amount (rules above), else raise."""
-    problem = _syntax_problem(text, allow_zero=allow_zero)
+    problem = _syntax_problem(text, allow_zero=allow_zero, what=what)
     if problem is not None:
         raise InvalidInputError(problem)
     return text
@@ -95,14 +121,14 @@ def check_amount_syntax(text: str, *, allow_zero: bool = False) -> str:
 
 def check_limit_syntax(text: str) -> str:
     """Like check_amount_syntax, but zero is allowed (an overdraft limit may be zero)."""
-    return check_amount_syntax(text, allow_zero=True)
+    return check_amount_syntax(text, allow_zero=True, what="overdraft limit")
 
 
 def to_minor_units(
     text: str, currency: str, *, allow_zero: bool = False, what: str = "amount"
 ) -> int:
     """Convert a well-formed amount to integer minor units of the currency, or raise."""
-    check_amount_syntax(text, allow_zero=allow_zero)
+    check_amount_syntax(text, allow_zero=allow_zero, what=what)
     decimals_allowed = exponent(currency)
     whole, _, fraction = text.partition(".")
     if len(fraction) > decimals_allowed:

@@ -97,8 +97,8 @@ def statement(
         rows = cur.execute(
             sql.SQL(
                 "SELECT account_id, revision, position, transaction_id, kind, amount,"
-                " balance_after, description, occurred_at, transfer_id, counterparty"
-                " FROM account_statements {} ORDER BY revision DESC LIMIT %(limit)s"
+                " balance_after, description, occurred_at, transfer_id, counterparty, reverses,"
+                " reversed_by FROM account_statements {} ORDER BY revision DESC LIMIT %(limit)s"
             ).format(_IN_PERIOD),
             params,
         ).fetchall()
@@ -122,7 +122,8 @@ def _last_posting_before(
     with conn.cursor(row_factory=class_row(PostingRow)) as cur:
         return cur.execute(
             "SELECT account_id, revision, position, transaction_id, kind, amount, balance_after,"
-            " description, occurred_at, transfer_id, counterparty FROM account_statements"
+            " description, occurred_at, transfer_id, counterparty, reverses, reversed_by"
+            " FROM account_statements"
             " WHERE account_id = %s"
             " AND occurred_at < %s ORDER BY revision DESC LIMIT 1",
             (account_id, _day_start(day)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -37,6 +37,8 @@ class PostingRow:
     occurred_at: dt.datetime
     transfer_id: str | None = None  # a transfer leg's transfer and the other account
     counterparty: str | None = None
+    reverses: str | None = None  # a reversal's: the transaction it reverses
+    reversed_by: str | None = None  # a reversed posting's: the reversal's transaction
 
     @property
     def balance_before(self) -> int:
@@ -61,6 +63,20 @@ class Statement:
     closing_balance: int
     postings: list[PostingRow]
     omitted: int = 0
+
+
+def reversal_links(postings: Iterable[tuple[int, str, str | None]]) -> dict[int, str]:
+    """{revision of a reversed posting: its reversal's transaction id}, from an account's
+    postings as (revision, transaction id, the transaction it reverses or None) in revision
+    order. A reversal reverses the latest earlier posting with that transaction id, as the
+    decider's transaction window finds it; the statements projection's SQL does the same."""
+    latest: dict[str, int] = {}
+    links: dict[int, str] = {}
+    for revision, transaction_id, reverses in postings:
+        if reverses is not None and reverses in latest:
+            links[latest[reverses]] = transaction_id
+        latest[transaction_id] = revision
+    return links
 
 
 def build_statement(

@@ -7,7 +7,8 @@ from typing import Any
 
 from psycopg import Cursor, sql
 
-from ledger.accounts.events import Posting
+from ledger.accounts.events import Posting, PostingReversed
+from ledger.accounts.window import WINDOW_SIZE
 from projections.feed import Applied
 
 COLUMNS = (
@@ -23,6 +24,7 @@ COLUMNS = (
     "occurred_at",
     "transfer_id",
     "counterparty",
+    "reverses",
 )
 # The columns' types as the migration creates them: binary COPY sends each value in that type.
 TYPES = (
@@ -38,12 +40,25 @@ TYPES = (
     "timestamptz",
     "text",
     "text",
+    "text",
+)
+
+
+# A reversal's target is the latest earlier posting with the transaction id it names, and
+# the decider finds it among the account's last WINDOW_SIZE postings: so only those are read.
+_LINK = (
+    "UPDATE {t} SET reversed_by = %(tx)s WHERE account_id = %(account)s AND revision = ("
+    " SELECT revision FROM (SELECT revision, transaction_id FROM {t}"
+    " WHERE account_id = %(account)s AND revision < %(revision)s"
+    " ORDER BY revision DESC LIMIT %(window)s) recent"
+    " WHERE transaction_id = %(reverses)s ORDER BY revision DESC LIMIT 1)"
 )
 
 
 class StatementsProjection:
     """Copies in a statement row for every posting (deposits, withdrawals, reversals, transfer
-    legs with their transfer and counterparty)."""
+    legs with their transfer and counterparty), and marks a reversed posting with the
+    transaction that reversed it."""
 
     name = "statements"
     tables = ("account_statements",)
@@ -63,6 +78,7 @@ class StatementsProjection:
                 event.occurred_at,
                 event.transfer_id,
                 event.counterparty,
+                event.reverses if isinstance(event, PostingReversed) else None,
             )
             for stored, event in events
             if isinstance(event, Posting)
@@ -78,6 +94,21 @@ class StatementsProjection:
             copy.set_types(list(TYPES))
             for row in rows:
                 copy.write_row(row)
+        # After the copy: a reversal may reverse a posting of this very batch.
+        links = [
+            {
+                "account": stored.account_id,
+                "revision": stored.revision,
+                "tx": event.transaction_id,
+                "reverses": event.reverses,
+                "window": WINDOW_SIZE,
+            }
+            for stored, event in events
+            if isinstance(event, PostingReversed)
+        ]
+        if links:
+            table = sql.Identifier("account_statements" + suffix)
+            cur.executemany(sql.SQL(_LINK).format(t=table), links)
 
 
 PROJECTION = StatementsProjection()

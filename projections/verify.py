@@ -15,12 +15,13 @@ from psycopg.pq import TransactionStatus
 
 from ledger.accounts.books import Books
 from ledger.accounts.daily import DayTotals
-from ledger.accounts.events import Posting
+from ledger.accounts.events import Posting, PostingReversed
 from ledger.currency import CURRENCY_EXPONENTS, format_amount
 from projections.applier import PROJECTIONS
 from projections.checkpoints import read_checkpoints
 from projections.conservation import money_in_flight, stuck_transfers
 from projections.names import PROJECTION_NAMES
+from projections.statement_view import reversal_links
 from projections.transfers import complete, facts_of, fold_rows
 
 # The write model's books folded up to a $all position (ledger.writemodel.write_model_fold).
@@ -278,7 +279,8 @@ def _compare_statements(
     projected: dict[str, dict[int, tuple[Any, ...]]] = {}
     for account_id, revision, *row in _rows(
         conn,
-        "SELECT account_id, revision, kind, transaction_id, amount, balance_after FROM {}",
+        "SELECT account_id, revision, kind, transaction_id, amount, balance_after, reverses,"
+        " reversed_by FROM {}",
         table,
         only,
     ):
@@ -290,10 +292,14 @@ def _compare_statements(
         currency = books.accounts[account_id].currency if account_id in books.accounts else None
         extra = [r for r in rows if r not in postings]
         missing = [r for r in postings if r not in rows]
+        links = reversal_links(
+            (r, p.transaction_id, p.reverses if isinstance(p, PostingReversed) else None)
+            for r, p in sorted(postings.items())
+        )
         wrong = [
             d
             for r in sorted(set(rows) & set(postings))
-            if (d := _posting_differs(r, rows[r], postings[r], currency))
+            if (d := _posting_differs(r, rows[r], postings[r], links.get(r), currency))
         ]
         if wrong:
             found.append(Violation(table, WRONG, account_id, None, _counted(wrong, "rows")))
@@ -328,14 +334,20 @@ def _compare_statements(
 
 
 def _posting_differs(
-    revision: int, row: tuple[Any, ...], posting: Posting, currency: str | None
+    revision: int,
+    row: tuple[Any, ...],
+    posting: Posting,
+    reversed_by: str | None,
+    currency: str | None,
 ) -> str | None:
-    kind, transaction_id, amount, after = row
+    kind, transaction_id, amount, after, reverses, row_reversed_by = row
     diffs = [
         _differs("amount", amount, posting.amount, currency),
         _differs("balance after", after, posting.balance_after, currency),
         _differs("kind", kind, str(getattr(posting, "kind", ""))),
         _differs("transaction", transaction_id, posting.transaction_id),
+        _differs("reverses", reverses, getattr(posting, "reverses", None)),
+        _differs("reversed by", row_reversed_by, reversed_by),
     ]
     return f"revision {revision}: {_joined(diffs)}" if any(diffs) else None
 

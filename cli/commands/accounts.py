@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from cli.context import Context, context, make_ledger, read_conn
 from cli.errors import confirm, handled
@@ -18,6 +19,43 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 PANEL = "Accounts"
+
+
+class AmountCommand(TyperCommand):
+    """A command whose amount may be typed negative: "-5" reaches the amount rule (which says
+    amounts are positive) instead of being read as an unknown option; a real unknown option
+    ("--bogus") is still one."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.get_params(ctx)
+            if isinstance(param, TyperOption) and not param.is_flag and not param.count
+            for name in param.opts
+        }
+        return super().parse_args(ctx, _negative_numbers_as_arguments(args, takes_value))
+
+
+def _negative_numbers_as_arguments(args: list[str], takes_value: set[str]) -> list[str]:
+    """The arguments with each negative number that is no option's value moved after "--"
+    (the amount is a command's last argument, so its place among them is kept)."""
+    from ledger.money import is_signed_number
+
+    if "--" in args:
+        return args
+    kept: list[str] = []
+    moved: list[str] = []
+    at = 0
+    while at < len(args):
+        if args[at] in takes_value:
+            kept += args[at : at + 2]
+            at += 2
+            continue
+        (moved if args[at].startswith("-") and is_signed_number(args[at]) else kept).append(
+            args[at]
+        )
+        at += 1
+    return [*kept, "--", *moved] if moved else args
 
 
 def _write_doc(outcome: Outcome, with_tx: bool = True) -> dict[str, Any]:
@@ -64,7 +102,10 @@ def _refusal_hint(obj: Context, account_id: str, exc: InsufficientFundsError) ->
 
 
 def _transaction_id(obj: Context, tx: str | None, what: str = "transaction id") -> str:
-    """The client's transaction id, or a new one that is shown so that a retry can reuse it."""
+    """The client's transaction id, or a new one that is shown so that a retry can reuse it.
+
+    Called once the input has passed the checks that need no I/O: an input error attempts
+    nothing, so it has no transaction to name."""
     from ledger.service import new_transaction_id
 
     if tx is not None:
@@ -89,8 +130,10 @@ def open_account(
     obj = context(ctx, json_out)
     with handled(obj):
         from ledger.accounts.ids import check_account_id
+        from ledger.money import currency_code
 
         check_account_id(account)
+        currency = currency_code(currency)
         outcome = make_ledger(obj).open_account(account, owner, currency, overdraft_limit)
         what = "was already open" if outcome.replayed else "opened"
         _after_write(obj, outcome, f"Account {account} ({currency}) {what}.", False, False)
@@ -107,11 +150,14 @@ def _posting(
     json_out: bool,
 ) -> None:
     obj = context(ctx, json_out)
+    with handled(obj):
+        from ledger.accounts.ids import check_existing_account_id
+        from ledger.money import check_amount_syntax
+
+        check_existing_account_id(account)
+        check_amount_syntax(amount)
     transaction_id = _transaction_id(obj, tx)
     with handled(obj, transaction_id):
-        from ledger.accounts.ids import check_account_id
-
-        check_account_id(account)
         ledger = make_ledger(obj)
         try:
             if kind == "deposit":
@@ -134,7 +180,7 @@ def _posting(
         _after_write(obj, outcome, sentence, wait)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, cls=AmountCommand)
 def deposit(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
@@ -148,7 +194,7 @@ def deposit(
     _posting(ctx, "deposit", account, amount, tx, description, wait, json_out)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, cls=AmountCommand)
 def withdraw(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
@@ -168,27 +214,41 @@ def reverse(
     account: Annotated[str, typer.Argument(help="Account id.")],
     reverses: Annotated[str, typer.Argument(help="Transaction id of the posting to reverse.")],
     tx: TxOpt = None,
+    description: Annotated[
+        str | None,
+        typer.Option(
+            "--description", "-d", help="Shown on the statement [default: reversal of TX]."
+        ),
+    ] = None,
     wait: WaitOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Reverse an earlier deposit or withdrawal, once. Example: ledger reverse alice salary-11"""
     obj = context(ctx, json_out)
+    with handled(obj):
+        from ledger.accounts.ids import check_existing_account_id, check_transaction_id
+
+        check_existing_account_id(account)
+        check_transaction_id(reverses)
     transaction_id = _transaction_id(obj, tx)
     with handled(obj, transaction_id):
-        from ledger.accounts.ids import check_account_id
-
-        check_account_id(account)
-        outcome = make_ledger(obj).reverse(account, reverses, transaction_id)
+        text = f"reversal of {reverses}" if description is None else description
+        try:
+            outcome = make_ledger(obj).reverse(account, reverses, transaction_id, text)
+        except InsufficientFundsError as exc:
+            _refusal_hint(obj, account, exc)
+            raise
         c = outcome.currency
         sentence = (
             f"Reversal {transaction_id} was already posted; nothing new was written."
             if outcome.replayed
-            else f"Reversed {reverses} on {account}. Balance: {money(outcome.balance, c)} {c}."
+            else f"Reversed {reverses} on {account} (transaction {transaction_id}). "
+            f"Balance: {money(outcome.balance, c)} {c}."
         )
         _after_write(obj, outcome, sentence, wait)
 
 
-@app.command("set-overdraft", rich_help_panel=PANEL)
+@app.command("set-overdraft", rich_help_panel=PANEL, cls=AmountCommand)
 def set_overdraft(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
@@ -198,9 +258,11 @@ def set_overdraft(
     """Change the overdraft limit. Example: ledger set-overdraft alice 100.00"""
     obj = context(ctx, json_out)
     with handled(obj):
-        from ledger.accounts.ids import check_account_id
+        from ledger.accounts.ids import check_existing_account_id
+        from ledger.money import check_limit_syntax
 
-        check_account_id(account)
+        check_existing_account_id(account)
+        check_limit_syntax(amount)
         outcome = make_ledger(obj).set_overdraft_limit(account, amount)
         _after_write(
             obj,
@@ -222,10 +284,16 @@ def close_account(
     """Close an account with a zero balance. Example: ledger close alice --yes"""
     obj = context(ctx, json_out)
     with handled(obj):
-        from ledger.accounts.ids import check_account_id
+        from ledger.accounts.decider import Status, require_zero_balance
+        from ledger.accounts.ids import check_existing_account_id
 
-        check_account_id(account)
-        confirm(obj, f"Close account {account}? It will accept nothing afterwards.", yes)
-        outcome = make_ledger(obj).close_account(account)
+        check_existing_account_id(account)
+        ledger = make_ledger(obj)
+        # What would refuse the close is said before anyone is asked to confirm it.
+        state = ledger.account(account)
+        if state.status is not Status.CLOSED:
+            require_zero_balance(state)
+            confirm(obj, f"Close account {account}? It will accept nothing afterwards.", yes)
+        outcome = ledger.close_account(account)
         what = "was already closed" if outcome.replayed else "closed"
         _after_write(obj, outcome, f"Account {account} {what}.", False, False)

@@ -97,10 +97,10 @@ def balance(
     """Show a balance (from the projection unless --consistent). Example: ledger balance alice"""
     obj = context(ctx, json_out)
     with handled(obj):
-        from ledger.accounts.ids import check_account_id
+        from ledger.accounts.ids import check_existing_account_id
 
         use_format(obj.output, fmt, json_out)
-        check_account_id(account)
+        check_existing_account_id(account)
         if consistent and min_revision is not None:
             fail("use either --consistent or --min-revision, not both")
         day, position = _parse_as_of(as_of) if as_of else (None, None)
@@ -169,10 +169,10 @@ def statement(
     """Postings of a period with opening and closing balances. Example: ledger statement alice"""
     obj = context(ctx, json_out)
     with handled(obj):
-        from ledger.accounts.ids import check_account_id
+        from ledger.accounts.ids import check_existing_account_id
 
         use_format(obj.output, fmt, json_out)
-        check_account_id(account)
+        check_existing_account_id(account)
         if consistent and min_revision is not None:
             fail("use either --consistent or --min-revision, not both")
         first, last = _parse_day(start, "--from"), _parse_day(end, "--to")

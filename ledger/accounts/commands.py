@@ -205,19 +205,24 @@ def describe_validation_error(exc: ValidationError) -> str:
     if not errors:
         return "invalid input"
     first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "input"
+    # Words a clerk reads, never the field's name: "overdraft limit", "correlation id".
+    where = " ".join(str(part).replace("_", " ") for part in first["loc"][-1:]) or "input"
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, Exception):
         # Our own validators already phrase a complete reason; pydantic only prefixes it.
         reason = str(cause)
+        if reason.startswith(where):
+            return reason + _more(len(errors) - 1)
     elif first["type"] == "extra_forbidden":
         reason = "unknown field"
     else:
         message = first["msg"]
         reason = message[:1].lower() + message[1:]
-    more = len(errors) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"invalid {where}: {reason}{suffix}"
+    return f"invalid {where}: {reason}{_more(len(errors) - 1)}"
+
+
+def _more(more: int) -> str:
+    return f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
 
 
 def make_command(command_type: type[C], fields: Mapping[str, Any]) -> C:

@@ -328,8 +328,8 @@ def _reverse(command: Reverse, state: State) -> list[AccountEvent]:
             # A transfer's leg is undone by its transfer (a refund), never alone: reversing
             # one leg would create or destroy the money the other leg moved.
             raise NotReversibleError(command.account_id, command.reverses)
-        case TransactionRecord(reversed=True):
-            raise AlreadyReversedError(command.account_id, command.reverses)
+        case TransactionRecord(reversed=True, reversed_by=reversed_by):
+            raise AlreadyReversedError(command.account_id, command.reverses, reversed_by)
         case TransactionRecord(amount=original):
             if original > 0:
                 _require_funds(state, original)
@@ -370,13 +370,18 @@ def _change_overdraft_limit(command: ChangeOverdraftLimit, state: State) -> list
     ]
 
 
+def require_zero_balance(state: State) -> None:
+    """The closing rule: raise NonZeroBalanceError unless the balance is zero."""
+    if state.balance != 0:
+        raise NonZeroBalanceError(balance=state.balance, currency=state.currency)
+
+
 def _close(command: CloseAccount, state: State) -> list[AccountEvent]:
     _require_account(state, command.account_id)
     if state.status is Status.CLOSED:
         return []
     _require_time_order(command, state)
-    if state.balance != 0:
-        raise NonZeroBalanceError(balance=state.balance, currency=state.currency)
+    require_zero_balance(state)
     return [AccountClosed(account_id=command.account_id, occurred_at=command.now)]
 
 

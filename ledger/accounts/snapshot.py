@@ -15,8 +15,9 @@ from ledger.accounts.window import ROW_BYTES, WINDOW_SIZE, TransactionWindow
 
 # Version 2 added the account's last event time (the time-order rule needs it). A version 1
 # snapshot cannot say that time, so it is ignored and the stream is folded from the start;
-# the next snapshot the handler writes is of version 2.
-SNAPSHOT_VERSION = 2
+# the next snapshot the handler writes is of version 2. Version 3 added the transaction ids
+# of the reversals in the window ("already reversed by ..."), which version 2 cannot say.
+SNAPSHOT_VERSION = 3
 
 _KIND_CODES = {
     PostingKind.DEPOSIT: "d",
@@ -54,6 +55,7 @@ class _Window(_Strict):
     amounts: list[int]
     balance_drifts: list[int]
     reversals: list[Annotated[list[int], Field(min_length=2, max_length=2)]]
+    reversal_ids: list[str]  # the transaction id of each of `reversals`' reversing rows
 
 
 class _Snapshot(_Strict):
@@ -97,6 +99,7 @@ def state_to_snapshot(state: State) -> bytes:
             reversals=[
                 [index, row.reverses] for index, row in enumerate(rows) if row.reverses >= 0
             ],
+            reversal_ids=[row.name or "" for row in rows if row.reverses >= 0],
         ),
     )
     return snapshot.model_dump_json().encode("utf-8")
@@ -122,11 +125,15 @@ def _decode(data: bytes) -> State | None:
     lengths = {len(window.revision_gaps), len(window.amounts), len(window.balance_drifts)}
     if count > WINDOW_SIZE or lengths != {count} or len(digests) != count * ROW_BYTES:
         return None
-    reverses = {}
-    for index, target in window.reversals:
+    if len(window.reversal_ids) != len(window.reversals):
+        return None
+    reverses, names = {}, {}
+    for (index, target), name in zip(window.reversals, window.reversal_ids, strict=True):
         if not 0 <= target < index < count:
             return None
         reverses[index] = target
+        if name:
+            names[index] = name
     if count and min(window.revision_gaps) < 1:
         return None
     revisions = list(accumulate(window.revision_gaps, initial=-1))[1:]
@@ -143,6 +150,7 @@ def _decode(data: bytes) -> State | None:
         window.amounts,
         list(accumulate(steps)),
         reverses,
+        names,
     )
     account = snapshot.account
     return State(

@@ -43,10 +43,14 @@ class TransactionRecord:
     amount: int
     balance_after: int
     reversed: bool
+    reversed_by: str | None = None  # the reversal's transaction id, when it has reversed
 
 
 class WindowRow(NamedTuple):
-    """One posting of a window in exported form; reverses is the index of its target row or -1."""
+    """One posting of a window in exported form; reverses is the index of its target row or -1.
+
+    A reversal whose target is in the window also keeps its transaction id (`name`), so that
+    the window can say which transaction reversed a posting."""
 
     id_digest: bytes
     content_digest: bytes
@@ -55,6 +59,7 @@ class WindowRow(NamedTuple):
     amount: int
     balance_after: int
     reverses: int
+    name: str | None = None
 
 
 class _Entry(NamedTuple):
@@ -79,7 +84,7 @@ class _Base:
     and an id digest is found by searching the packed digests (memchr speed), not a dict.
     """
 
-    __slots__ = ("amounts", "balances", "digests", "kinds", "revisions", "targets")
+    __slots__ = ("amounts", "balances", "digests", "kinds", "names", "revisions", "targets")
 
     def __init__(
         self,
@@ -89,6 +94,7 @@ class _Base:
         amounts: Sequence[int],
         balances: Sequence[int],
         targets: Mapping[int, int],
+        names: Mapping[int, str],
     ) -> None:
         self.digests = digests
         self.kinds = kinds
@@ -96,6 +102,7 @@ class _Base:
         self.amounts = amounts
         self.balances = balances
         self.targets = targets
+        self.names = names
 
     def find(self, digest: bytes, before: int | None = None) -> int:
         """The last row (before row `before`) whose id digest is `digest`, or -1."""
@@ -111,7 +118,8 @@ class _Base:
         at = row * ROW_BYTES
         digest = self.digests[at : at + _ID_BYTES]
         return _Entry(
-            digest,
+            # A reversal's id is known by name (the snapshot keeps it); others by digest.
+            self.names.get(row, digest),
             self.digests[at + _ID_BYTES : at + ROW_BYTES],
             self.kinds[row],
             self.revisions[row],
@@ -205,9 +213,10 @@ class TransactionWindow:
             position = max(position, self._visible(id_digest(transaction_id)))
         return position
 
-    def _is_reversed(self, position: int) -> bool:
+    def _reversal(self, position: int) -> int:
+        """The position of the posting that reversed this one in this version, or -1."""
         reversal = self._log.reversed_by.get(position)
-        return reversal is not None and reversal < self._stop
+        return reversal if reversal is not None and reversal < self._stop else -1
 
     def same_content(self, transaction_id: str, content: Content) -> bool | None:
         """Whether the posting with this id had this content; None if the window lacks it."""
@@ -223,13 +232,16 @@ class TransactionWindow:
         if position < 0:
             return None
         entry = self._log.entry(position)
+        reversal = self._reversal(position)
+        reversed_by = self._log.entry(reversal).key if reversal >= 0 else None
         return TransactionRecord(
             transaction_id=transaction_id,
             kind=entry.kind,
             revision=entry.revision,
             amount=entry.amount,
             balance_after=entry.balance_after,
-            reversed=self._is_reversed(position),
+            reversed=reversal >= 0,
+            reversed_by=reversed_by if isinstance(reversed_by, str) else None,
         )
 
     def appended(
@@ -304,6 +316,7 @@ class TransactionWindow:
                 entry.amount,
                 entry.balance_after,
                 entry.reverses - start if entry.reverses >= start else -1,
+                entry.key if entry.reverses >= start and isinstance(entry.key, str) else None,
             )
             for entry in map(entry, range(start, self._stop))
         ]
@@ -319,6 +332,7 @@ class TransactionWindow:
             [row.amount for row in kept],
             [row.balance_after for row in kept],
             {index: row.reverses for index, row in enumerate(kept) if row.reverses >= 0},
+            {index: row.name for index, row in enumerate(kept) if row.name is not None},
         )
 
     @classmethod
@@ -330,9 +344,12 @@ class TransactionWindow:
         amounts: Sequence[int],
         balances_after: Sequence[int],
         reverses: Mapping[int, int],
+        names: Mapping[int, str] | None = None,
     ) -> TransactionWindow:
         """Rebuild a window from columns, oldest first: packed (id, content) digests, 24 bytes
-        a row, and {row: the row it reverses}. Rows are materialised lazily (see _Base)."""
+        a row, {row: the row it reverses} and {reversal row: its transaction id}. Rows are
+        materialised lazily (see _Base)."""
+        names = names or {}
         count = len(kinds)
         if len(digests) != count * ROW_BYTES or {
             len(revisions),
@@ -349,9 +366,18 @@ class TransactionWindow:
                 amounts[drop:],
                 balances_after[drop:],
                 {i - drop: t - drop for i, t in reverses.items() if t >= drop},
+                {i - drop: name for i, name in names.items() if i >= drop},
             )
         targets = {i: t for i, t in sorted(reverses.items()) if 0 <= t < i < count}
-        base = _Base(digests, kinds, revisions, amounts, balances_after, targets)
+        base = _Base(
+            digests,
+            kinds,
+            revisions,
+            amounts,
+            balances_after,
+            targets,
+            {i: name for i, name in names.items() if i in targets},
+        )
         log = _Log(digest_keys=True, base=base)
         log.entries = [None] * count
         for index, target in targets.items():

@@ -25,6 +25,8 @@ POSTING_KEYS = [
     "occurred_at",
     "transfer_id",
     "counterparty",
+    "reverses",
+    "reversed_by",
 ]
 STATEMENT_KEYS = [
     "account_id",
@@ -49,6 +51,8 @@ CSV_HEADER = [
     "description",
     "transfer_id",
     "counterparty",
+    "reverses",
+    "reversed_by",
 ]
 
 
@@ -155,7 +159,7 @@ def test_contradictory_or_bad_balance_options_exit_2(
 def test_balance_of_an_unknown_account_exits_1(cli: Cli) -> None:
     result = cli("balance", new_account_id("none"))
     assert result.exit_code == 1
-    assert "does not exist" in result.stderr
+    assert "no such account" in result.stderr
 
 
 def test_balance_as_of_a_date_is_the_end_of_that_day(cli: Cli, dated: Dated) -> None:
@@ -198,6 +202,8 @@ def test_statement_json_without_a_period_is_the_same_object(cli: Cli, dated: Dat
         "occurred_at": "2026-01-20T10:00:00+00:00",
         "transfer_id": None,
         "counterparty": None,
+        "reverses": None,
+        "reversed_by": None,
     }
     assert cli.json("statement", dated.account, "--consistent") == without_lag(doc)
     assert json.loads(cli.ok("statement", dated.account, "--format", "json").stdout) == doc

@@ -49,9 +49,20 @@ def test_a_malformed_amount_is_refused_and_changes_nothing(
     cli: Cli, unchanged: Unchanged, command: str, account: str, amount: str
 ) -> None:
     check = unchanged()
-    # "--" so that "-5" reaches the ledger instead of being parsed as an option.
+    # "--" so that every amount, whatever it starts with, reaches the ledger.
     result = cli(command, account, "--", amount)
     assert_refused_as_invalid(result, mentions="amount")
+    check()
+
+
+@pytest.mark.parametrize("command", ["deposit", "withdraw"])
+@pytest.mark.parametrize("amount", ["-5", "-0.50", "-1,5"])
+def test_a_negative_amount_without_dashes_reaches_the_amount_rule(
+    cli: Cli, unchanged: Unchanged, command: str, amount: str
+) -> None:
+    check = unchanged()
+    result = cli(command, EUR_ACCOUNT, amount, "--tx", "neg-1")
+    assert_refused_as_invalid(result, mentions="amounts are positive: use withdraw/deposit")
     check()
 
 
@@ -60,7 +71,6 @@ def test_a_malformed_amount_is_refused_and_changes_nothing(
     [
         pytest.param("", id="empty"),
         pytest.param("a" * 65, id="65-chars"),
-        pytest.param("UPPER", id="uppercase"),
         pytest.param("../x", id="path-traversal"),
         pytest.param("a b", id="space"),
         pytest.param("ünïcödé", id="unicode"),
@@ -84,6 +94,28 @@ def test_a_malformed_account_id_is_refused_and_changes_nothing(
     check = unchanged()
     result = cli(*(account if a == "{}" else a for a in args))
     assert_refused_as_invalid(result, mentions="account id")
+    check()
+
+
+def test_a_capitalised_account_id_cannot_be_opened(cli: Cli, unchanged: Unchanged) -> None:
+    check = unchanged()
+    result = cli("open", "UPPER", "--owner", "O", "--currency", "EUR")
+    assert_refused_as_invalid(result, mentions="account id")
+    check()
+
+
+@pytest.mark.parametrize(
+    "args", [("deposit", "UPPER", "5"), ("balance", "UPPER"), ("statement", "UPPER")]
+)
+def test_a_capitalised_account_id_names_no_account_and_changes_nothing(
+    cli: Cli, unchanged: Unchanged, args: tuple[str, ...]
+) -> None:
+    """No account id has capitals: it is an unknown account (exit 1), not a malformed id."""
+    check = unchanged()
+    result = cli(*args)
+    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[0] == "error: no such account: UPPER"
     check()
 
 
@@ -125,7 +157,8 @@ def test_a_malformed_reversal_target_is_refused_and_changes_nothing(
     check()
 
 
-@pytest.mark.parametrize("currency", ["eur", "XXX", "ABC", "EURO", "", "€", "E R"])
+# A lower-case code is upper-cased first ("eur" opens a EUR account); "xxx" is still unknown.
+@pytest.mark.parametrize("currency", ["xxx", "XXX", "ABC", "EURO", "", "€", "E R"])
 def test_an_unknown_or_malformed_currency_is_refused_and_changes_nothing(
     cli: Cli, unchanged: Unchanged, currency: str
 ) -> None:
@@ -230,7 +263,6 @@ def test_a_malformed_owner_is_refused_and_changes_nothing(
         (("open", FRESH, "--owner", "O"), "Missing option '--currency'"),
         (("deposit", EUR_ACCOUNT, "5", "--tx"), "Option '--tx' requires an argument"),
         (("deposit", EUR_ACCOUNT, "5", "--bogus"), "No such option"),
-        (("deposit", EUR_ACCOUNT, "-5"), "No such option"),
         (("deposit", EUR_ACCOUNT, "5", "extra"), "unexpected extra argument"),
         (("balance", EUR_ACCOUNT, "--min-revision", "-1"), "Invalid value"),
         (("balance", EUR_ACCOUNT, "--min-revision", "abc"), "Invalid value"),
@@ -256,7 +288,6 @@ def test_missing_or_unknown_arguments_are_usage_errors_that_change_nothing(
         (("balance", EUR_ACCOUNT, "--consistent", "--min-revision", "1"), "--consistent"),
         (("projections", "rebuild", "bogus", "--yes"), "projection"),
         (("--now", "garbage", "balance", EUR_ACCOUNT), "configuration"),
-        (("close", EUR_ACCOUNT), "--yes"),
     ],
 )
 def test_malformed_options_are_refused_and_change_nothing(
@@ -264,4 +295,14 @@ def test_malformed_options_are_refused_and_change_nothing(
 ) -> None:
     check = unchanged()
     assert_refused_as_invalid(cli(*args), mentions=mentions)
+    check()
+
+
+def test_closing_an_account_with_money_is_refused_before_any_question(
+    cli: Cli, unchanged: Unchanged
+) -> None:
+    check = unchanged()
+    result = cli("close", EUR_ACCOUNT)
+    assert result.exit_code == 1
+    assert result.stderr == "error: account cannot be closed: balance is 44.75 EUR, not zero\n"
     check()

@@ -42,7 +42,7 @@ def test_valid_account_ids(account_id: str) -> None:
 )
 def test_invalid_account_ids(account_id: str) -> None:
     message = _problem(Deposit, _deposit_fields(account_id=account_id))
-    assert message.startswith("invalid account_id: account id")
+    assert message.startswith("account id ")  # no internal field name (issue 16)
 
 
 @pytest.mark.parametrize("transaction_id", ["t", "TX:2024-05-01.a_B", "x" * 64])
@@ -55,7 +55,7 @@ def test_valid_transaction_ids(transaction_id: str) -> None:
 )
 def test_invalid_transaction_ids(transaction_id: str) -> None:
     message = _problem(Deposit, _deposit_fields(transaction_id=transaction_id))
-    assert message.startswith("invalid transaction_id: transaction id")
+    assert message.startswith("transaction id ")  # no internal field name (issue 16)
 
 
 @pytest.mark.parametrize("owner", ["A", "Zoë O'Brien-Łukasz", "李雷", "x" * 200, " Alice "])
@@ -79,7 +79,7 @@ def test_valid_descriptions_are_kept_exactly(description: str) -> None:
 @pytest.mark.parametrize("description", ["x" * 501, "line\nbreak", "\x1b[31mred", "A\u2029B"])
 def test_invalid_descriptions(description: str) -> None:
     message = _problem(Deposit, _deposit_fields(description=description))
-    assert message.startswith("invalid description: description")
+    assert message.startswith("description ")
 
 
 @pytest.mark.parametrize("currency", ["eur", "XYZ", "EURO", ""])
@@ -90,7 +90,7 @@ def test_invalid_currencies(currency: str) -> None:
 
 @pytest.mark.parametrize("amount", ["1e3", "NaN", "-5", "0", " 5", "5 ", "", ".5", "5.", "１００"])
 def test_amount_syntax_is_checked_when_the_command_is_built(amount: str) -> None:
-    assert _problem(Deposit, _deposit_fields(amount=amount)).startswith("invalid amount: amount")
+    assert _problem(Deposit, _deposit_fields(amount=amount)).startswith("amount ")
 
 
 def test_the_open_limit_is_checked_against_the_currency_when_the_command_is_built() -> None:
@@ -139,7 +139,7 @@ def test_commands_are_frozen() -> None:
 
 def test_a_validation_error_becomes_one_clear_sentence() -> None:
     assert _problem(Deposit, _deposit_fields(amount="1e3")) == (
-        "invalid amount: amount '1e3' is not a plain decimal number like 5, 5.00 or 0.5 "
+        "amount '1e3' is not a plain decimal number like 5, 5.00 or 0.5 "
         "(no exponents, separators, NaN or Infinity)"
     )
     assert _problem(Deposit, _deposit_fields(amount="0", transaction_id="")).endswith(
@@ -153,6 +153,6 @@ def test_a_validation_error_becomes_one_clear_sentence() -> None:
 
 def test_make_command_raises_invalid_input() -> None:
     assert make_command(Deposit, _deposit_fields()) == Deposit(**_deposit_fields())
-    with pytest.raises(InvalidInputError, match=r"^invalid amount: amount '-5'") as caught:
+    with pytest.raises(InvalidInputError, match=r"^amount '-5'") as caught:
         make_command(Deposit, _deposit_fields(amount="-5"))
-    assert str(caught.value).startswith("invalid amount")
+    assert str(caught.value).startswith("amount '-5' has a sign; amounts are positive")

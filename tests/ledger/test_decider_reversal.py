@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from ledger.accounts.decider import find_transaction
+from ledger.accounts.events import deserialise_event
 from ledger.errors import (
     AlreadyReversedError,
-    InsufficientFundsError,
-    NotReversibleError,
     PostingNotFoundError,
-    TransactionConflictError,
 )
 from tests.ledger.scenario import (
-    LATER,
-    OTHER_META,
     deposited,
     given,
     opened,
@@ -53,48 +49,42 @@ def test_reversing_twice_is_refused() -> None:
     ).then_raises(AlreadyReversedError)
 
 
-def test_repeating_the_same_reversal_is_a_no_op() -> None:
-    given(opened(), deposited("t1", 700, 700), reversed_posting("r1", "t1", -700, 0)).when(
-        reverse("r1", "t1", now=LATER, meta=OTHER_META)
-    ).then()
+def test_reversing_twice_names_the_reversal_that_reversed_it() -> None:
+    error = (
+        given(opened(), deposited("t1", 700, 700), reversed_posting("r1", "t1", -700, 0))
+        .when(reverse("r2", "t1"))
+        .then_raises(AlreadyReversedError)
+    )
+    assert error.reversed_by == "r1"
+    assert str(error) == "posting 't1' on account 'acc-1' is already reversed by 'r1'"
 
 
-def test_a_reversal_id_reused_for_another_target_is_a_conflict() -> None:
-    given(
+def test_a_reversed_posting_remembers_which_transaction_reversed_it() -> None:
+    state = given(
         opened(),
         deposited("t1", 700, 700),
         deposited("t2", 100, 800),
-        reversed_posting("r1", "t1", -700, 100),
-    ).when(reverse("r1", "t2")).then_raises(TransactionConflictError)
+        reversed_posting("r1", "t2", -100, 700),
+    ).state
+    assert [
+        (r.reversed, r.reversed_by)
+        for r in map(find_transaction, [state] * 2, ["t1", "t2"])
+        if r is not None
+    ] == [(False, None), (True, "r1")]
 
 
-def test_a_reversal_may_not_reuse_the_id_of_a_posting() -> None:
-    given(opened(), deposited("t1", 700, 700), deposited("t2", 100, 800)).when(
-        reverse("t2", "t1")
-    ).then_raises(TransactionConflictError)
-
-
-def test_a_reversal_of_a_reversal_is_refused() -> None:
-    given(opened(), deposited("t1", 700, 700), reversed_posting("r1", "t1", -700, 0)).when(
-        reverse("r2", "r1")
-    ).then_raises(NotReversibleError)
-
-
-def test_a_reversal_that_would_break_the_overdraft_rule_is_refused() -> None:
+def test_a_stored_reversal_from_before_the_links_still_folds_and_names_its_reversal() -> None:
+    """A PostingReversed as stored before reversals were linked (no description) still reads."""
+    stored = deserialise_event(
+        "PostingReversed",
+        b'{"type":"PostingReversed","account_id":"acc-1","occurred_at":"2024-05-01T12:00:00Z",'
+        b'"transaction_id":"r1","amount":-700,"currency":"EUR","description":"",'
+        b'"balance_after":0,"kind":"reversal","reverses":"t1"}',
+        1,
+    )
     error = (
-        given(opened(overdraft_limit=100), deposited("t1", 700, 700), withdrawn("t2", 650, 50))
-        .when(reverse("r1", "t1"))
-        .then_raises(InsufficientFundsError)
+        given(opened(), deposited("t1", 700, 700), stored)
+        .when(reverse("r2", "t1", description="reversal of t1"))
+        .then_raises(AlreadyReversedError)
     )
-    assert (error.balance, error.overdraft_limit, error.requested, error.shortfall) == (
-        50,
-        100,
-        700,
-        550,
-    )
-
-
-def test_a_reversal_may_use_the_overdraft() -> None:
-    given(opened(overdraft_limit=700), deposited("t1", 700, 700), withdrawn("t2", 700, 0)).when(
-        reverse("r1", "t1")
-    ).then(reversed_posting("r1", "t1", -700, -700))
+    assert error.reversed_by == "r1"

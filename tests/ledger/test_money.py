@@ -14,6 +14,7 @@ from ledger.money import (
     check_amount_syntax,
     check_currency,
     check_limit_syntax,
+    currency_code,
     format_minor_units,
     to_minor_units,
 )
@@ -167,3 +168,52 @@ def test_money_prints_amount_and_currency() -> None:
 )
 def test_formatting_then_parsing_gives_back_the_same_minor_units(minor: int, currency: str) -> None:
     assert to_minor_units(format_minor_units(minor, currency), currency) == minor
+
+
+@pytest.mark.parametrize("text", ["-5", "+5", "-0.50"])
+def test_a_signed_amount_is_told_that_amounts_are_positive(text: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_amount_syntax(text)
+    assert str(caught.value) == (
+        f"amount {text!r} has a sign; amounts are positive: use withdraw/deposit"
+    )
+
+
+def test_a_signed_limit_names_the_limit_not_withdraw_or_deposit() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_limit_syntax("-5")
+    assert str(caught.value) == (
+        "overdraft limit '-5' must not have a sign; write a positive number like 5.00"
+    )
+
+
+@pytest.mark.parametrize(("text", "meant"), [("12,50", "12.50"), ("0,5", "0.5")])
+def test_a_decimal_comma_gets_the_point_form_suggested(text: str, meant: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_amount_syntax(text)
+    assert str(caught.value) == (
+        f"amount {text!r} has a decimal comma: write a point, did you mean {meant}?"
+    )
+
+
+@pytest.mark.parametrize(("typed", "code"), [("eur", "EUR"), ("Jpy", "JPY"), ("EUR", "EUR")])
+def test_a_currency_code_is_upper_cased_before_it_is_checked(typed: str, code: str) -> None:
+    assert currency_code(typed) == code
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("euro", "currency 'euro' must be three ASCII letters, like EUR"),
+        ("xyz", "currency 'xyz' is not a known ISO 4217 currency code"),
+    ],
+)
+def test_an_upper_cased_currency_code_is_still_checked(typed: str, reason: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        currency_code(typed)
+    assert str(caught.value) == reason
+
+
+def test_a_mistyped_option_in_the_amount_is_not_called_a_signed_amount() -> None:
+    with pytest.raises(InvalidInputError, match="is not a plain decimal number"):
+        check_amount_syntax("--foo")

@@ -217,3 +217,29 @@ def test_given_a_repeated_id_digest_when_rebuilt_then_the_latest_posting_answers
     assert later.record("t9") is not None
     latest = later.record("t1")
     assert latest is not None and latest.revision == 4
+
+
+def test_a_restored_state_names_the_transaction_that_reversed_a_posting() -> None:
+    restored = state_from_snapshot(state_to_snapshot(_busy_state()))
+    assert restored is not None
+    record = find_transaction(restored, "t2")
+    assert record is not None and record.reversed_by == "r1"
+    with pytest.raises(AlreadyReversedError, match="already reversed by 'r1'"):
+        decide(reverse("r2", "t2"), restored)
+    # A restored state that folds on and is snapshotted again keeps the name.
+    again = state_from_snapshot(state_to_snapshot(fold([deposited("t4", 1, 526)], restored)))
+    assert again is not None
+    assert (record := find_transaction(again, "t2")) is not None and record.reversed_by == "r1"
+
+
+def test_a_version_2_snapshot_without_reversal_ids_is_ignored() -> None:
+    data = json.loads(state_to_snapshot(_busy_state()))
+    data["snapshot_version"] = 2
+    del data["window"]["reversal_ids"]
+    assert state_from_snapshot(json.dumps(data).encode()) is None
+
+
+def test_a_snapshot_whose_reversal_ids_do_not_match_its_reversals_is_ignored() -> None:
+    data = json.loads(state_to_snapshot(_busy_state()))
+    data["window"]["reversal_ids"] = []
+    assert state_from_snapshot(json.dumps(data).encode()) is None

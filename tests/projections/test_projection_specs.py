@@ -85,6 +85,46 @@ def test_postings_give_statement_lines_with_running_balance_and_kinds_once(
     assert daily_totals(db) == {("EUR", DAY): (5525, 8000, 1000, 6)}
 
 
+def reversal_links(conn: psycopg.Connection[Any], account_id: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT revision, transaction_id, reverses, reversed_by FROM account_statements"
+        " WHERE account_id = %s ORDER BY revision",
+        (account_id,),
+    ).fetchall()
+
+
+def test_a_reversal_and_the_posting_it_reverses_name_each_other(db: psycopg.Connection) -> None:
+    feed, acc = Feed(), new_account_id()
+    feed.open(acc)
+    feed.deposit(acc, "50.00", "tx-1")
+    feed.deposit(acc, "20.00", "tx-2")
+    feed.reverse(acc, "tx-1", "tx-3")
+
+    project_each_twice(db, feed.events)
+
+    assert reversal_links(db, acc) == [
+        (1, "tx-1", None, "tx-3"),
+        (2, "tx-2", None, None),
+        (3, "tx-3", "tx-1", None),
+    ]
+
+
+def test_a_reversal_in_a_later_batch_marks_the_posting_of_an_earlier_one(
+    db: psycopg.Connection,
+) -> None:
+    feed, acc, other = Feed(), new_account_id(), new_account_id()
+    feed.open(acc)
+    feed.open(other)
+    feed.deposit(acc, "50.00", "tx-1")
+    feed.deposit(other, "50.00", "tx-1")  # the same id on another account is not linked
+    project(db, feed.events)
+
+    project(db, feed.reverse(acc, "tx-1", "tx-9"))
+
+    assert reversal_links(db, acc) == [(1, "tx-1", None, "tx-9"), (2, "tx-9", "tx-1", None)]
+    assert reversal_links(db, other) == [(1, "tx-1", None, None)]
+
+
 def test_limit_changes_and_closing_update_the_balance_row_only(db: psycopg.Connection) -> None:
     feed, acc = Feed(), new_account_id()
     feed.open(acc)

@@ -1,7 +1,7 @@
 """The read-model corruptions verify must catch: each table, each way (wrong, missing, extra).
 
 The same history is written by the pure decider (a Feed) or by the real Ledger on esdblite, so
-that projections.verify and `ledger verify` face the same nine cases with the same messages.
+that projections.verify and `ledger verify` face the same cases with the same messages.
 """
 
 from __future__ import annotations
@@ -113,6 +113,33 @@ CASES = [
         "extra row",
         "victim",
         "revision 9 (5.00 EUR): rows with no posting in the store",
+    ),
+    Corruption(
+        "statement-reversal-unlinked",
+        "UPDATE account_statements SET reversed_by = NULL"
+        " WHERE account_id = %(victim)s AND revision = 2",
+        "account_statements",
+        "wrong value",
+        "victim",
+        "revision 2: reversed by None, the write model has 'tx-4'",
+    ),
+    Corruption(
+        "statement-reversed-by-a-stranger",
+        "UPDATE account_statements SET reversed_by = 'tx-4'"
+        " WHERE account_id = %(victim)s AND revision = 1",
+        "account_statements",
+        "wrong value",
+        "victim",
+        "revision 1: reversed by 'tx-4', the write model has None",
+    ),
+    Corruption(
+        "statement-reversal-of-the-wrong-posting",
+        "UPDATE account_statements SET reverses = 'tx-1'"
+        " WHERE account_id = %(victim)s AND revision = 4",
+        "account_statements",
+        "wrong value",
+        "victim",
+        "revision 4: reverses 'tx-1', the write model has 'tx-2'",
     ),
     Corruption(
         "daily-wrong",
