@@ -143,11 +143,16 @@ def logs(
 
 
 @app.command(rich_help_panel=PANEL)
-def demo(ctx: typer.Context) -> None:
-    """A narrated tour on the local stack: open, deposit, refusals, idempotency, reversal,
-    balances, statement, a projection rebuild with its progress bar, verify."""
+def demo(
+    ctx: typer.Context,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the demo's stack running, to explore it.")
+    ] = False,
+) -> None:
+    """A narrated tour in a throw-away home of its own (your ledger is not touched): open,
+    deposit, refusals, idempotency, reversal, balances, statement, rebuild, verify."""
     from cli.demo import run_demo
 
     obj = context(ctx)
     with handled(obj):
-        run_demo(obj)
+        run_demo(obj, keep)

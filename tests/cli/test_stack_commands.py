@@ -63,17 +63,6 @@ def test_up_refuses_when_external_services_are_configured(external_cli: Cli) -> 
     assert "external services are configured" in result.stderr
 
 
-def test_demo_runs_again_and_again(cli: Cli) -> None:
-    outputs = [cli.ok("demo").stdout for _ in range(2)]
-    for text in outputs:
-        assert "refused: insufficient funds" in text
-        assert "replayed=True" in text
-        assert "every invariant holds." in text
-    # Fresh account ids each time, the same tour otherwise.
-    assert outputs[0] != outputs[1]
-    assert len(outputs[0].splitlines()) == len(outputs[1].splitlines())
-
-
 def test_balance_never_imports_the_event_store_client(
     cli: Cli, account: str, stack_home: Path
 ) -> None:
