@@ -49,32 +49,33 @@ def local_stack(obj: Context) -> LocalStack:
     return LocalStack(obj.settings.home)
 
 
-def ensure_stack(obj: Context, services: tuple[str, ...]) -> None:
-    """Start the local stack's services a command needs, unless external ones are configured."""
+def ensure_stack(obj: Context) -> None:
+    """Start the whole local stack if any of it is down, unless external services are
+    configured: a half-started stack (a database nobody projects into) is never left."""
     if not obj.settings.embedded:
         return
+    from cli.stack import SERVICES
+
     stack = local_stack(obj)
-    if all(stack.running(s) for s in services):
+    if all(stack.running(s) for s in SERVICES):
         return
     obj.output.note(f"starting the local stack in {obj.settings.home} …")
-    stack.up(services, note=obj.output.note)
+    stack.up(SERVICES, note=obj.output.note)
 
 
 def eventstore_uri(obj: Context) -> str:
     """The event store to use, starting the local stack if needed."""
     if obj.settings.eventstore_uri:
         return obj.settings.eventstore_uri
-    from cli.stack import SERVICES
-
-    ensure_stack(obj, SERVICES)
+    ensure_stack(obj)
     return local_stack(obj).eventstore_uri()
 
 
 def database_url(obj: Context) -> str:
-    """The read-side database to use, starting the local PostgreSQL if needed."""
+    """The read-side database to use, starting the local stack if needed."""
     if obj.settings.database_url:
         return obj.settings.database_url
-    ensure_stack(obj, ("postgres",))
+    ensure_stack(obj)
     return local_stack(obj).database_url()
 
 

@@ -11,6 +11,7 @@ import typer
 from cli.context import context, local_stack
 from cli.errors import ExitCode, fail, handled
 from cli.options import JsonOpt
+from cli.settings import Settings
 
 app = typer.Typer()
 
@@ -49,18 +50,29 @@ def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 @app.command("status", rich_help_panel=PANEL)
 def stack_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """Each service and the projection lag; exits 3 unless every service is healthy."""
+    """Each service and the projection lag; exits 3 unless every service is healthy. With
+    LEDGER_EVENTSTORE_URI/LEDGER_DATABASE_URL set, the configured services are checked."""
     obj = context(ctx, json_out)
     with handled(obj):
         stack = local_stack(obj)
-        services: list[dict[str, Any]] = stack.as_json()
+        if obj.settings.embedded:
+            services: list[dict[str, Any]] = stack.as_json()
+            title, home = f"Local stack in {obj.settings.home}", str(obj.settings.home)
+            db_url = stack.database_url() if stack.running("postgres") else None
+        else:
+            services = external_services(obj.settings)
+            title, home = "External services (LEDGER_EVENTSTORE_URI, LEDGER_DATABASE_URL)", None
+            db_url = obj.settings.database_url if services[1]["state"] == "reachable" else None
         lag: list[dict[str, Any]] = []
-        if stack.running("postgres"):
+        if db_url:
+            from psycopg.errors import UndefinedTable
+
             from ledger.errors import LedgerError
             from projections.db import connect
             from projections.status import read_status
 
-            with contextlib.suppress(LedgerError), connect(stack.database_url()) as conn:
+            # A database no runner has migrated yet has no projections to report.
+            with contextlib.suppress(LedgerError, UndefinedTable), connect(db_url) as conn:
                 lag = [
                     {
                         "projection": s.projection,
@@ -72,12 +84,10 @@ def stack_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                     for s in read_status(conn)
                 ]
         if obj.output.json_mode:
-            obj.output.json(
-                {"home": str(obj.settings.home), "services": services, "projections": lag}
-            )
+            obj.output.json({"home": home, "services": services, "projections": lag})
         else:
             obj.output.table(
-                f"Local stack in {obj.settings.home}",
+                title,
                 [
                     ("service", "left"),
                     ("state", "left"),
@@ -95,8 +105,53 @@ def stack_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                     f"{p['projection']}: runner {p['runner']}, lag {p['lag_events']} events, "
                     f"{'caught up' if p['caught_up'] else 'not caught up'}, {p['parked']} parked"
                 )
-        if any(s["state"] != "running" for s in services):
+        if any(s["state"] not in ("running", "reachable") for s in services):
             raise typer.Exit(code=ExitCode.UNAVAILABLE)
+
+
+def external_services(settings: Settings) -> list[dict[str, Any]]:
+    """The configured event store and database, each reachable or not (with why not); the
+    addresses shown carry no credentials."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from ledger.errors import LedgerError
+    from ledger.eventstore import AccountEventStore, redact_credentials
+    from projections.db import connect
+
+    esdb_uri, db_url = settings.eventstore_uri or "", settings.database_url or ""
+
+    def probe_eventstore() -> None:
+        store = AccountEventStore.connect(esdb_uri, pipelined=False)
+        try:
+            store.commit_position()
+        finally:
+            store.close()
+
+    def probe_database() -> None:
+        with connect(db_url) as conn:
+            conn.execute("SELECT 1")
+
+    try:
+        db = conninfo_to_dict(db_url)
+        db_address = f"{db.get('host', 'localhost')}:{db.get('port', 5432)}/{db.get('dbname', '')}"
+    except Exception:
+        db_address = "(not a valid PostgreSQL URL)"
+    esdb_address = redact_credentials(esdb_uri).split("://", 1)[-1].rsplit("@", 1)[-1]
+    services = []
+    for name, address, probe in (
+        ("eventstore", esdb_address.split("?", 1)[0], probe_eventstore),
+        ("postgres", db_address, probe_database),
+    ):
+        try:
+            probe()
+            state, detail = "reachable", ""
+        except LedgerError as exc:
+            shown = redact_credentials(redact_credentials(str(exc), esdb_uri), db_url)
+            state, detail = "unreachable", shown
+        services.append(
+            {"name": name, "pid": None, "address": address, "state": state, "detail": detail}
+        )
+    return services
 
 
 @app.command(rich_help_panel=PANEL)
