@@ -173,28 +173,37 @@ def logs(
         if service not in SERVICES:
             fail(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
         stack = local_stack(obj)
+        path = stack.log_file(service)
         if not follow:
-            sys.stdout.write(stack.log_tail(service, lines) + "\n")
+            tail = stack.log_tail(service, lines)
+            if tail:
+                sys.stdout.write(tail + "\n")
+            else:
+                obj.output.note(f"{service} has logged nothing yet ({path})")
             return
         from ledger.errors import ServiceUnavailableError
 
-        path = stack.log_file(service)
         try:
             f = open(path, errors="replace")  # noqa: SIM115 - closed by the with below
         except FileNotFoundError:
             raise ServiceUnavailableError(f"{service} has no log yet ({path})") from None
-        with f:
-            # The tail and the lines after it come from one open file: none is lost between.
-            tail = f.read().splitlines()[-lines:]
-            sys.stdout.write("\n".join(tail) + "\n")
-            sys.stdout.flush()
-            while True:
-                chunk = f.read()
-                if chunk:
-                    sys.stdout.write(chunk)
+        try:
+            with f:
+                # The tail and the lines after it come from one open file: none is lost between.
+                tail_lines = f.read().splitlines()[-lines:]
+                if tail_lines:
+                    sys.stdout.write("\n".join(tail_lines) + "\n")
                     sys.stdout.flush()
-                else:
-                    time.sleep(0.2)
+                while True:
+                    chunk = f.read()
+                    if chunk:
+                        sys.stdout.write(chunk)
+                        sys.stdout.flush()
+                    else:
+                        time.sleep(0.2)
+        except KeyboardInterrupt:
+            # Ctrl-C is how -f ends: quietly, with the shell's code for SIGINT.
+            raise typer.Exit(code=ExitCode.INTERRUPTED) from None
 
 
 @app.command(rich_help_panel=PANEL)
