@@ -49,15 +49,17 @@ def local_stack(obj: Context) -> LocalStack:
     return LocalStack(obj.settings.home)
 
 
-def ensure_stack(obj: Context) -> None:
-    """Start the whole local stack if any of it is down, unless external services are
-    configured: a half-started stack (a database nobody projects into) is never left."""
+def ensure_stack(obj: Context, needs: tuple[str, ...]) -> None:
+    """When a service the command needs is down, start whatever of the local stack is down
+    (unless external services are configured): a command never leaves it half started, as a
+    database nobody projects into. A service the command does not need is left as it is (a
+    read goes on answering while a crashed event store shows in `ledger status`)."""
     if not obj.settings.embedded:
         return
     from cli.stack import SERVICES
 
     stack = local_stack(obj)
-    if all(stack.running(s) for s in SERVICES):
+    if all(stack.running(s) for s in needs):
         return
     obj.output.note(f"starting the local stack in {obj.settings.home} …")
     stack.up(SERVICES, note=obj.output.note)
@@ -67,7 +69,9 @@ def eventstore_uri(obj: Context) -> str:
     """The event store to use, starting the local stack if needed."""
     if obj.settings.eventstore_uri:
         return obj.settings.eventstore_uri
-    ensure_stack(obj)
+    from cli.stack import SERVICES
+
+    ensure_stack(obj, SERVICES)
     return local_stack(obj).eventstore_uri()
 
 
@@ -75,7 +79,7 @@ def database_url(obj: Context) -> str:
     """The read-side database to use, starting the local stack if needed."""
     if obj.settings.database_url:
         return obj.settings.database_url
-    ensure_stack(obj)
+    ensure_stack(obj, ("postgres",))
     return local_stack(obj).database_url()
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, cast, get_args
 
 
 def default_home() -> Path:
@@ -49,6 +50,27 @@ def _now() -> dt.datetime | None:
     return None if text is None else parse_time(text, "LEDGER_NOW")
 
 
+def _choice(name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+    text = _env(name)
+    if text is None:
+        return default
+    if text not in allowed:
+        raise ValueError(f"LEDGER_{name.upper()}: {text!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+NodePreference = Literal["leader", "follower", "random", "readonlyreplica"]
+Runners = Literal["one", "per-projection"]
+
+
+def _node_preference() -> NodePreference | None:
+    return cast("NodePreference | None", _choice("node_preference", get_args(NodePreference), None))
+
+
+def _runners() -> Runners:
+    return cast("Runners", _choice("runners", get_args(Runners), "one"))
+
+
 def _home() -> Path:
     text = _env("home")
     return Path(text) if text else default_home()
@@ -72,6 +94,10 @@ class Settings:
     now: dt.datetime | None = field(default_factory=_now)
     wait_timeout: float = field(default_factory=_wait_timeout)
     rebuild_pause_timeout: float | None = field(default_factory=_pause_timeout)
+    # The cluster node the projections read from (esdbclient's NodePreference; commands always
+    # go to the leader), and `projections run`'s processes: one runner or one per projection.
+    node_preference: NodePreference | None = field(default_factory=_node_preference)
+    runners: Runners = field(default_factory=_runners)
 
     @property
     def embedded(self) -> bool:
