@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -36,18 +38,39 @@ def test_logs_of_a_service_that_logged_nothing_says_so(
     assert "runner has logged nothing yet" in result.stderr
 
 
-def test_ctrl_c_ends_logs_follow_quietly_with_130(stack_home: Path) -> None:
+def _follow_eventstore_log(home: Path) -> subprocess.Popen[str]:
+    """`ledger logs eventstore -f -n 1`, once it has printed the last line and follows."""
     proc = subprocess.Popen(
         [str(LEDGER), "logs", "eventstore", "-f", "-n", "1"],
-        env=ledger_env(stack_home),
+        env=ledger_env(home),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None
+    assert proc.stdout.readline()  # the last line of the log, printed at once
+    return proc
+
+
+def test_logs_follow_prints_new_lines_until_stopped(stack_home: Path) -> None:
+    marker = f"followed-{uuid.uuid4().hex}"
+    proc = _follow_eventstore_log(stack_home)
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline()  # following now
+        with (stack_home / "logs" / "eventstore.log").open("a") as f:
+            f.write(marker + "\n")
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "ledger logs -f printed nothing new"
+        assert proc.stdout.readline().strip() == marker
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_ctrl_c_ends_logs_follow_quietly_with_130(stack_home: Path) -> None:
+    proc = _follow_eventstore_log(stack_home)
+    try:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
     finally:
