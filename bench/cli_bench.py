@@ -1,4 +1,4 @@
-"""CLI figures: wall time of `ledger balance` as a fresh process on a running local stack.
+"""CLI figures: wall time of `ledger balance ID --json` as a fresh process on a running local stack.
 
 The stack lives in a temporary LEDGER_HOME (`ledger up`, `ledger down` at the end). Each timed
 run is the installed entry point started from scratch, exactly as a user types it. Python's
@@ -53,13 +53,13 @@ def _ledger(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def _timed_balances(env: dict[str, str], account: str, runs: int, expected: str) -> list[float]:
-    """Wall times (ms) of `ledger balance ACCOUNT`, after the warm-up runs."""
+    """Wall times (ms) of `ledger balance ACCOUNT --json`, after the warm-up runs."""
     samples = []
     for i in range(WARM_UP + runs):
         start = time.perf_counter()
-        done = _ledger(env, "balance", account)
+        done = _ledger(env, "balance", account, "--json")
         elapsed = (time.perf_counter() - start) * 1000
-        if not done.stdout.startswith(f"{account}: {expected} EUR"):
+        if json.loads(done.stdout)["balance"] != expected:
             raise RuntimeError(f"unexpected balance: {done.stdout}")
         if i >= WARM_UP:
             samples.append(elapsed)
@@ -67,9 +67,9 @@ def _timed_balances(env: dict[str, str], account: str, runs: int, expected: str)
 
 
 def imported_modules(env: dict[str, str], account: str) -> set[str]:
-    """Every module `ledger balance` imports (from `python -X importtime`)."""
+    """Every module `ledger balance --json` imports (from `python -X importtime`)."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "cli.main", "balance", account],
+        [sys.executable, "-X", "importtime", "-m", "cli.main", "balance", account, "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -111,7 +111,7 @@ def run(results: Run, full: bool) -> None:
 
             samples = _timed_balances(env, account, runs, expected)
             note = (
-                f"`ledger balance ACCOUNT`, {runs} fresh processes after {WARM_UP} warm-up, "
+                f"`ledger balance ACCOUNT --json`, {runs} fresh processes after {WARM_UP} warm-up, "
                 f"account of {postings} postings; min {min(samples):.0f} ms, "
                 f"p90 {percentile(samples, 90):.0f} ms"
             )

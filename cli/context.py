@@ -49,15 +49,20 @@ def local_stack(obj: Context) -> LocalStack:
     return LocalStack(obj.settings.home)
 
 
-def ensure_stack(obj: Context, services: tuple[str, ...]) -> None:
-    """Start the local stack's services a command needs, unless external ones are configured."""
+def ensure_stack(obj: Context, needs: tuple[str, ...]) -> None:
+    """When a service the command needs is down, start whatever of the local stack is down
+    (unless external services are configured): a command never leaves it half started, as a
+    database nobody projects into. A service the command does not need is left as it is (a
+    read goes on answering while a crashed event store shows in `ledger status`)."""
     if not obj.settings.embedded:
         return
+    from cli.stack import SERVICES
+
     stack = local_stack(obj)
-    if all(stack.running(s) for s in services):
+    if all(stack.running(s) for s in needs):
         return
     obj.output.note(f"starting the local stack in {obj.settings.home} …")
-    stack.up(services, note=obj.output.note)
+    stack.up(SERVICES, note=obj.output.note)
 
 
 def eventstore_uri(obj: Context) -> str:
@@ -76,7 +81,7 @@ def eventstore_uri(obj: Context) -> str:
 
 
 def database_url(obj: Context) -> str:
-    """The read-side database to use, starting the local PostgreSQL if needed."""
+    """The read-side database to use, starting the local stack if needed."""
     if obj.settings.database_url:
         return obj.settings.database_url
     ensure_stack(obj, ("postgres",))

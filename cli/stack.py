@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 SERVICES = ("eventstore", "postgres", "runner")
 DEFAULT_PORTS = {"eventstore": 2113}  # PostgreSQL has no TCP port: a Unix socket in the home
+EXTERNAL_VARIABLES = ("LEDGER_EVENTSTORE_URI", "LEDGER_DATABASE_URL")
 
 
 @dataclass
@@ -322,6 +323,13 @@ class LocalStack:
                 ) from exc
         return started
 
+    def _service_env(self) -> dict[str, str]:
+        """A service's environment: this stack's home, never external stores (the runner of a
+        stack in another home, a demo's, must not serve the user's stores)."""
+        env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_VARIABLES}
+        env["LEDGER_HOME"] = str(self.home)
+        return env
+
     def _spawn(self, service: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.log_file(service), "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
@@ -330,7 +338,7 @@ class LocalStack:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            env={**os.environ},
+            env=self._service_env(),
         )
         log.close()
         # The start time lets a later command tell this process from one that reused its pid.

@@ -124,6 +124,7 @@ class Runner:
         self.heartbeat = None if suffix else Heartbeat(names, heartbeat_every)
         self.lease = Lease(database_url, [n + suffix for n in names])
         self.active = False
+        self._label = ", ".join(names) + (f" (rebuild {suffix})" if suffix else "")
 
     def run(self, *, until_caught_up: bool = False, stop_at: int | None = None) -> Progress:
         """Run until stopped (or caught up / past `stop_at`), resubscribing after failures.
@@ -206,6 +207,7 @@ class Runner:
             raise
         reader = SubscriptionReader(subscription, inbox)
         reader.start()
+        log.info("%s: subscribed to $all after position %d", self._label, start)
         self.progress.position = start
         next_status = 0.0
         caught_up = False  # CaughtUp comes once per subscription; remember it
@@ -213,7 +215,11 @@ class Runner:
             while not self.stop_event.is_set():
                 batch, upto, seen = self._collect(inbox, stop_at, caught_up)
                 if seen and not caught_up:
-                    log.info("caught up at position %d", max(upto, self.progress.position))
+                    log.info(
+                        "%s: caught up at position %d",
+                        self._label,
+                        max(upto, self.progress.position),
+                    )
                 caught_up = caught_up or seen
                 beat = self.heartbeat is not None and self.heartbeat.due()
                 if batch or upto > self.progress.position:

@@ -22,7 +22,9 @@ def test_a_reversal_describes_what_it_reverses_unless_told_otherwise(
     reversed_pair(cli, account)
     cli.ok("withdraw", account, "5", "--tx", f"{account}-w2")
     cli.ok("reverse", account, f"{account}-w2", "--tx", f"{account}-r2", "-d", "keyed twice")
-    descriptions = [p["description"] for p in cli.json("statement", account, "--consistent")]
+    descriptions = [
+        p["description"] for p in cli.json("statement", account, "--consistent")["postings"]
+    ]
     assert descriptions[-3:] == [f"reversal of {account}-w", "", "keyed twice"]
 
 
@@ -37,7 +39,7 @@ def test_the_reversal_sentence_names_its_transaction(cli: Cli, account: str) -> 
 def test_statement_json_links_both_ways_in_both_models(cli: Cli, account: str) -> None:
     reversed_pair(cli, account)
     for args in ([], ["--consistent"]):
-        postings = cli.json("statement", account, *args)
+        postings = cli.json("statement", account, *args)["postings"]
         links = [(p["transaction_id"], p["reverses"], p["reversed_by"]) for p in postings]
         assert links == [
             (f"{account}-seed", None, None),

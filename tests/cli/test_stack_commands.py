@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import select
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
 from cli.stack import SERVICES
 from tests.support.cli import Cli
-from tests.support.stack import LEDGER, PROJECT, ledger_env
+from tests.support.stack import PROJECT, ledger_env
 
 
 def test_status_json_lists_each_service_of_the_running_stack(cli: Cli) -> None:
@@ -63,17 +61,6 @@ def test_up_refuses_when_external_services_are_configured(external_cli: Cli) -> 
     assert "external services are configured" in result.stderr
 
 
-def test_demo_runs_again_and_again(cli: Cli) -> None:
-    outputs = [cli.ok("demo").stdout for _ in range(2)]
-    for text in outputs:
-        assert "refused: insufficient funds" in text
-        assert "replayed=True" in text
-        assert "every invariant holds." in text
-    # Fresh account ids each time, the same tour otherwise.
-    assert outputs[0] != outputs[1]
-    assert len(outputs[0].splitlines()) == len(outputs[1].splitlines())
-
-
 def test_balance_never_imports_the_event_store_client(
     cli: Cli, account: str, stack_home: Path
 ) -> None:
@@ -102,27 +89,3 @@ def test_balance_never_imports_the_event_store_client(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"balance": "100.00", "esdbclient": [], "grpc": False}
-
-
-def test_logs_follow_prints_new_lines_until_stopped(stack_home: Path) -> None:
-    log = stack_home / "logs" / "eventstore.log"
-    marker = f"followed-{uuid.uuid4().hex}"
-    proc = subprocess.Popen(
-        [str(LEDGER), "logs", "eventstore", "-f", "-n", "1"],
-        env=ledger_env(stack_home),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline()  # the last line of the log, printed at once
-        with log.open("a") as f:
-            f.write(marker + "\n")
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        assert ready, "ledger logs -f printed nothing new"
-        assert proc.stdout.readline().strip() == marker
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
