@@ -10,6 +10,7 @@ import time
 import traceback
 
 from bench import (
+    capacity_bench,
     cli_bench,
     commands_bench,
     esdblite_bench,
@@ -28,6 +29,7 @@ SUITES: dict[str, Benchmark] = {
     "transfers": transfers_bench.run,
     "projections": projections_bench.run,
     "scale": scale_bench.run,
+    "capacity": capacity_bench.run,
     "cli": cli_bench.run,
 }
 
