@@ -1,20 +1,23 @@
-"""`python -m bench [--quick|--full]`: run every benchmark and write bench/results/latest.*."""
+"""`python -m bench [--quick|--full|--huge]`: run the benchmarks, write bench/results/latest.*."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import sys
 import time
 import traceback
 
 from bench import (
+    capacity_bench,
     cli_bench,
     commands_bench,
     esdblite_bench,
     grpc_ceiling,
     plots,
     projections_bench,
+    scale_bench,
     sharding_bench,
     transfers_bench,
 )
@@ -27,6 +30,8 @@ SUITES: dict[str, Benchmark] = {
     "transfers": transfers_bench.run,
     "projections": projections_bench.run,
     "sharding": sharding_bench.run,
+    "scale": scale_bench.run,
+    "capacity": capacity_bench.run,
     "cli": cli_bench.run,
 }
 
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes (default)")
     mode.add_argument("--full", action="store_true", help="large sizes (1M events)")
+    mode.add_argument(
+        "--huge", action="store_true", help="--full, and the scale suite goes on to 10M events"
+    )
     names = sorted([*SUITES, "peer"] if PEER_MISSING else SUITES)
     parser.add_argument("--only", choices=names, action="append", help="run some suites")
     parser.add_argument(
@@ -61,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         write_readme_section()
         print("rewrote the README's benchmark results section", file=sys.stderr)
         return 0
-    run = Run(mode="full" if args.full else "quick")
+    run = Run(mode="full" if args.full or args.huge else "quick")
+    if args.huge:
+        SUITES["scale"] = functools.partial(scale_bench.run, huge=True)
     if PEER_MISSING and (not args.only or "peer" in args.only):
         print(f"peer: skipped ({PEER_MISSING})", file=sys.stderr, flush=True)
     for name, suite in SUITES.items():
@@ -69,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{name}:", file=sys.stderr, flush=True)
         began = time.perf_counter()
-        suite(run, args.full)
+        suite(run, args.full or args.huge)
         # Finalise what the suite dropped (gRPC channels, calls) here, in the main thread, with
         # its servers already stopped, rather than in a collection on some gRPC thread later.
         gc.collect()

@@ -127,6 +127,25 @@ DESCRIPTIONS: dict[str, str] = {
     " 1,000 events per transaction (our rebuild's batch)",
     "projection_vs_peer_pg_limit": "rebuild_events_per_s / peer_projection_pg_limit_events_per_s",
     "commands_vs_peer": "commands_per_s / peer_commands_per_s",
+    **{
+        f"scale_{figure}_{size}": f"{what}, {size} events in the log (one store, filled in turn)"
+        for size in ("0", "10k", "100k", "1m", "10m")
+        for figure, what in (
+            ("append_batched_per_s", "events/s in sequential batches of 100, best of 3 rounds"),
+            ("server_cpu_us_per_event", "esdblite CPU (all threads) per event so appended"),
+            ("read_stream_per_s", "whole reads of a 100-event stream written first, per s"),
+            ("read_all_page_per_s", "$all pages of 100 records from the start, per s"),
+            ("server_rss_mb", "esdblite server RSS"),
+            ("cold_load_ms", "load of a 100-event account, fresh process, no snapshot"),
+        )
+    },
+    "scale_build_s_1m": "seconds of batched appends (500 a batch) to fill the store to 1M",
+    "scale_build_s_10m": "seconds of batched appends (500 a batch) to fill the store to 10M",
+    **{
+        f"applier_events_per_s_{name}": f"the {name} projection alone: applier events/s"
+        for name in ("balances", "statements", "daily_totals", "transfers")
+    },
+    "postgres_rows_per_s": "PostgreSQL alone: statement-sized INSERTs/s, 1,000 a transaction",
     "projection_vs_peer": "rebuild_events_per_s / peer_projection_events_per_s",
     "grpc_append_ceiling_per_s": "esdbclient Append calls/s, one at a time, against a Python"
     " (grpc.aio) server that stores nothing",

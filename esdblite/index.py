@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS scavenged(position INTEGER PRIMARY KEY);
 
 COLUMNS = "position, stream, revision, event_id, type, is_json, created, metadata, data"
 
+# WAL pages (of 4 KiB) after which the writer checkpoints itself (see esdblite.checkpointer).
+WAL_BACKSTOP_PAGES = 10_000
+
 # One indexed record, in the order of COLUMNS.
 Row = tuple[int, str, int, bytes, str, int, int, bytes, bytes]
 
@@ -104,6 +107,10 @@ class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = connect(path)
+        # The checkpointer's thread moves the WAL into the database, off the write path; the
+        # writer checkpoints only past this backstop, which a checkpointer that never catches
+        # up with a busy writer would otherwise let the WAL grow without bound.
+        self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         self.db.executescript(SCHEMA)
 
     def recover(self, event_log: EventLog) -> int:

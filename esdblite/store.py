@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from esdblite import rules
+from esdblite.checkpointer import Checkpointer
 from esdblite.index import Index, Row
 from esdblite.log import EventLog
 from esdblite.reader import Reader
@@ -43,6 +44,8 @@ class Store:
         self.writer = Writer(self.log, self.index, self._committed)
         self.stats = self.writer.stats
         self.last_committed = self.index.recover(self.log)
+        self.checkpointer = Checkpointer(self.index.path)
+        self.checkpointer.committed()
         self._queue: queue.SimpleQueue[WriteRequest | _Scavenge | None] = queue.SimpleQueue()
         self._listeners: list[Callable[[int], None]] = []
         self._thread = threading.Thread(
@@ -91,6 +94,7 @@ class Store:
                 return
             if isinstance(first, _Scavenge):
                 self._run_scavenge(first)
+                self.checkpointer.committed()
                 continue
             group = [first]
             while len(group) < MAX_GROUP:
@@ -106,6 +110,7 @@ class Store:
                     break
                 group.append(nxt)
             self._commit_group(group)
+            self.checkpointer.committed()
 
     def _commit_group(self, group: list[WriteRequest]) -> None:
         self.writer.commit(group)
@@ -158,5 +163,7 @@ class Store:
         stats = os.open(self.data_dir / "stats.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(stats, "w") as f:
             f.write(json.dumps(self.stats))
+        # The checkpointer first: the writer's connection, closed last, checkpoints what is left.
+        self.checkpointer.close()
         self.index.close()
         self.log.close()
