@@ -7,7 +7,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from cli.commands import accounts, projections, reports, stack, transfers
+from cli.commands import accounts, lookups, projections, reports, stack, transfers
 from cli.context import Context
 from cli.errors import EXIT_CODES_HELP, ExitCode
 from cli.render import Output
@@ -28,6 +28,7 @@ app = typer.Typer(
 app.add_typer(accounts.app)
 app.add_typer(transfers.app)
 app.add_typer(reports.app)
+app.add_typer(lookups.app)
 app.add_typer(stack.app)
 app.add_typer(projections.app, name="projections", rich_help_panel="Projections")
 

@@ -16,3 +16,18 @@ TxOpt = Annotated[
 ]
 DescOpt = Annotated[str, typer.Option("--description", "-d", help="Shown on the statement.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+WaitForRevisionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait-for-revision",
+        help="With --min-revision: wait for a revision the event store does not have yet.",
+    ),
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", help="First day, inclusive: 2026-11-26, 2026-11, today, yesterday."),
+]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", help="Last day, inclusive: 2026-11-30, 2026-11 (its last day), today."),
+]
