@@ -3,6 +3,7 @@ what), export (the whole ledger, streamed)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -47,6 +48,11 @@ EXPORT_COLUMNS = (
 EXPORT_TEXT_COLUMNS = frozenset({"transaction_id", "description", "transfer_id", "counterparty"})
 
 AccountOpt = Annotated[str | None, typer.Option("--account", "-a", help="Only this account.")]
+
+
+def _when(at: dt.datetime) -> str:
+    """A table's time: to the second, in UTC (JSON keeps the full ISO time)."""
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _signed(minor: int, currency: str) -> str:
@@ -237,13 +243,13 @@ def history(
             [
                 [
                     str(d["revision"]),
-                    d["occurred_at"],
+                    _when(e.occurred_at),
                     d["actor"] or "?",
                     d["what"],
                     d["transaction_id"] or "",
                     d["causation_id"] or "",
                 ]
-                for d in docs
+                for e, d in zip(entries, docs, strict=True)
             ],
         )
 
@@ -360,7 +366,7 @@ def journal(
             ],
             [
                 [
-                    d["occurred_at"],
+                    _when(r.occurred_at),
                     d["account_id"],
                     d["kind"],
                     d["amount"],
@@ -368,7 +374,7 @@ def journal(
                     d["transaction_id"],
                     d["description"],
                 ]
-                for d in docs
+                for r, d in zip(rows, docs, strict=False)
             ],
         )
 
