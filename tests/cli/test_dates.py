@@ -29,7 +29,7 @@ def test_a_day_is_read_in_every_form(text: str, edge: str, day: dt.date) -> None
 
 @pytest.mark.parametrize("text", ["2026-13", "2026-00", "tomorrowish", "26-12-01", "", "5000"])
 def test_anything_else_is_refused_naming_the_option_and_the_forms(text: str) -> None:
-    with pytest.raises(InvalidInputError, match="--to takes an ISO date .* today or yesterday"):
+    with pytest.raises(InvalidInputError, match=r"--to takes an ISO date .* today or yesterday"):
         parse_day(text, "--to", today=TODAY)
 
 
