@@ -154,3 +154,11 @@ def accounts_of_transaction(
         (transaction_id, account, account),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def is_transfer(conn: psycopg.Connection[Any], transfer_id: str) -> bool:
+    """Whether the transfers read model has this transfer (its legs have ids of their own)."""
+    return (
+        conn.execute("SELECT 1 FROM transfers WHERE transfer_id = %s", (transfer_id,)).fetchone()
+        is not None
+    )

@@ -143,10 +143,16 @@ def tx(
         if account is not None:
             accounts = [check_account_id(account)]
         else:
-            from projections.journal import accounts_of_transaction
+            from projections.journal import accounts_of_transaction, is_transfer
 
             with read_conn(obj) as conn:
                 accounts = accounts_of_transaction(conn, transaction_id)
+                if not accounts and is_transfer(conn, transaction_id):
+                    fail(
+                        f"{transaction_id} is a transfer, not a posting: `ledger "
+                        f"transfer-status {transaction_id}` shows it",
+                        ExitCode.REFUSED,
+                    )
         store = make_ledger(obj).handler.store
         found = [t for a in accounts if (t := transaction_events(store, a, transaction_id))]
         if not found:

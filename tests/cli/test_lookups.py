@@ -363,3 +363,15 @@ def test_statement_takes_a_month_for_its_period(cli: Cli, books: Books) -> None:
     doc = cli.json("statement", books.a, "--from", "2026-01", "--to", "2026-01")
     assert (doc["from"], doc["to"]) == ("2026-01-01", "2026-01-31")
     assert [p["transaction_id"] for p in doc["postings"]] == ["t1", "t2", "t3"]
+
+
+def test_tx_of_a_transfer_id_points_to_transfer_status(cli: Cli, books: Books) -> None:
+    transfer, to = new_account_id("trf"), new_account_id("books")
+    cli.ok("open", to, "--owner", "T", "--currency", "EUR")
+    cli.ok("transfer", books.a, to, "1", "--tx", transfer, "--wait")
+    result = cli("tx", transfer)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: {transfer} is a transfer, not a posting: `ledger transfer-status {transfer}` "
+        "shows it\n"
+    )
