@@ -117,6 +117,28 @@ def projected_account(
     return row, timed_out
 
 
+def require_revision(
+    obj: Context, conn: psycopg.Connection[Any], account: str, min_revision: int
+) -> None:
+    """Refuse at once (exit 4) to wait for a revision the account's stream does not have yet:
+    waiting can only time out, unless a writer is about to add it (--wait-for-revision)."""
+    from ledger.errors import AccountNotFoundError, WaitTimeoutError
+    from projections.queries import get_balance
+
+    row = get_balance(conn, account)
+    if row is not None and row.last_revision >= min_revision:
+        return
+    current = make_ledger(obj).handler.store.current_revision(account)
+    if current < 0:
+        raise AccountNotFoundError(account)
+    if min_revision > current:
+        raise WaitTimeoutError(
+            f"account {account} is at revision {current} in the event store: revision "
+            f"{min_revision} does not exist yet (add --wait-for-revision to wait up to "
+            f"{obj.settings.wait_timeout:g}s for a writer to reach it)"
+        )
+
+
 def make_ledger(obj: Context) -> Ledger:
     """The write side's API over the configured event store."""
     import getpass

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli.commands import accounts, projections, reports, stack, transfers
+from cli.commands import accounts, lookups, projections, reports, stack, transfers
 from cli.context import Context
 from cli.errors import EXIT_CODES_HELP, ExitCode
 from cli.render import Output
@@ -71,6 +71,7 @@ app = typer.Typer(
 app.add_typer(accounts.app)
 app.add_typer(transfers.app)
 app.add_typer(reports.app)
+app.add_typer(lookups.app)
 app.add_typer(stack.app)
 app.add_typer(projections.app, name="projections", rich_help_panel="Projections")
 

@@ -38,3 +38,20 @@ def use_format(output: Output, fmt: str | None, json_out: bool) -> str:
         fail(f"--json is --format json: it contradicts --format {chosen}; give one of them")
     output.format = chosen
     return chosen
+
+
+WaitForRevisionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait-for-revision",
+        help="With --min-revision: wait for a revision the event store does not have yet.",
+    ),
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", help="First day, inclusive: 2026-11-26, 2026-11, today, yesterday."),
+]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", help="Last day, inclusive: 2026-11-30, 2026-11 (its last day), today."),
+]

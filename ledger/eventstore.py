@@ -148,6 +148,12 @@ class AccountEventStore:
                 return None
         return self._decode(recorded[0]) if recorded else None
 
+    def current_revision(self, account_id: str) -> int:
+        """The revision of the account's newest event (-1 when the stream does not exist)."""
+        with _translated("reading an account"):
+            version = self.client.get_current_version(account_stream(account_id))
+        return version if isinstance(version, int) else -1
+
     def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:
         """(account id, event) of every account event in $all order, from a position on."""
         with _translated("reading $all"):

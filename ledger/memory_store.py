@@ -55,6 +55,11 @@ class InMemoryEventStore:
             record = records[revision] if 0 <= revision < len(records) else None
         return _decode(revision, record) if record is not None else None
 
+    def current_revision(self, account_id: str) -> int:
+        """The revision of the account's newest event (-1 when the stream does not exist)."""
+        with self._lock:
+            return len(self._streams.get(account_id, [])) - 1
+
     def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:
         """(account id, event) of every account event in $all order, from a position on."""
         with self._lock:

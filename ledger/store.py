@@ -42,6 +42,9 @@ class StoredEvent:
     revision: int
     commit_position: int
     event: AccountEvent
+    # The stored metadata (audit fields: actor, correlation and causation ids) as written;
+    # kept undecoded, so that the handler's reads pay nothing for it.
+    metadata: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,9 @@ def decode_event(
 ) -> StoredEvent:
     """An event read back from its stored form, upcast to the current schema."""
     version = schema_version_from_metadata(metadata)
-    return StoredEvent(revision, commit_position, deserialise_event(event_type, data, version))
+    return StoredEvent(
+        revision, commit_position, deserialise_event(event_type, data, version), bytes(metadata)
+    )
 
 
 class EventStore(Protocol):
@@ -92,6 +97,10 @@ class EventStore(Protocol):
 
     def read_one(self, account_id: str, *, revision: int) -> StoredEvent | None:
         """The event at one revision of the account, if there is one."""
+        ...
+
+    def current_revision(self, account_id: str) -> int:
+        """The revision of the account's newest event (-1 when the stream does not exist)."""
         ...
 
     def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:

@@ -24,6 +24,7 @@ DOMAIN = (
 )
 # The write side's application and adapters, which the domain and the read side never import.
 WRITE_SIDE_SERVICES = (
+    "ledger.audit",
     "ledger.eventstore",
     "ledger.handler",
     "ledger.memory_store",

@@ -13,40 +13,26 @@ from cli.context import (
     make_ledger,
     projected_account,
     read_conn,
+    require_revision,
     write_model_fold,
 )
+from cli.dates import AsOf, parse_as_of, parse_period
 from cli.errors import ExitCode, fail, handled
 from cli.lag import lag_fields, projection_lag
-from cli.options import FormatOpt, JsonOpt, use_format
+from cli.options import FormatOpt, FromOpt, JsonOpt, ToOpt, WaitForRevisionOpt, use_format
 from cli.render import Column, money
 from cli.statements import consistent_statement, projected_statement, show_statement
 from ledger.errors import WaitTimeoutError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from ledger.writemodel import WriteModelFold
     from projections.verify import Violation
 
 app = typer.Typer()
 
 PANEL = "Reports"
-
-
-def _parse_as_of(value: str) -> tuple[dt.date | None, int | None]:
-    if value.isascii() and value.isdigit():
-        return None, int(value)
-    try:
-        return dt.date.fromisoformat(value), None
-    except ValueError:
-        fail(f"--as-of takes a date (2026-11-26) or a commit position (digits), not {value!r}")
-
-
-def _parse_day(value: str | None, name: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        fail(f"{name} takes an ISO date such as 2026-11-26, not {value!r}")
 
 
 # The CSV's columns whatever the flags: a field a read does not have is an empty cell.
@@ -56,6 +42,9 @@ BALANCE_COLUMNS = tuple(
         "account_id",
         "balance",
         "currency",
+        "available",
+        "overdraft_limit",
+        "status",
         "revision",
         "consistent",
         "as_of",
@@ -71,9 +60,10 @@ def _show_balance(obj: Context, doc: dict[str, Any]) -> None:
     else:
         where = "write model" if doc["consistent"] else "projection"
         when = f" as of {doc['as_of']}" if "as_of" in doc else ""
+        funds = f"available {doc['available']}, {doc['status']}, " if doc["available"] else ""
         obj.output.line(
             f"{doc['account_id']}: {doc['balance']} {doc['currency']}{when} "
-            f"(revision {doc['revision']}, {where})"
+            f"({funds}revision {doc['revision']}, {where})"
         )
 
 
@@ -89,9 +79,14 @@ def balance(
         typer.Option("--min-revision", help="Wait until the projection has this revision.", min=0),
     ] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="A date (end of that UTC day) or a position.")
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The end of a UTC day (2026-11-26, 2026-11, today, yesterday) or position:N.",
+        ),
     ] = None,
     fmt: FormatOpt = None,
+    wait_for_revision: WaitForRevisionOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Show a balance (from the projection unless --consistent). Example: ledger balance alice"""
@@ -103,7 +98,7 @@ def balance(
         check_existing_account_id(account)
         if consistent and min_revision is not None:
             fail("use either --consistent or --min-revision, not both")
-        day, position = _parse_as_of(as_of) if as_of else (None, None)
+        point = parse_as_of(as_of, today=obj.settings.clock().date()) if as_of else None
         if consistent:
             if as_of:
                 fail("--as-of reads the projection; it cannot be combined with --consistent")
@@ -114,26 +109,30 @@ def balance(
                 "currency": state.currency,
                 "revision": state.revision,
                 "consistent": True,
+                **_funds(state.balance, state.overdraft_limit, state.currency, state.status.value),
             }
             _show_balance(obj, doc)
             return
-        from projections.queries import balance_as_of
-
         with read_conn(obj) as conn:
+            if min_revision is not None and not wait_for_revision:
+                require_revision(obj, conn, account, min_revision)
             row, timed_out = projected_account(obj, conn, account, min_revision)
             amount, revision = row.balance, row.last_revision
-            if day is not None or position is not None:
-                amount, posted = balance_as_of(conn, account, day=day, position=position)
-                revision = posted if posted is not None else -1
+            funds = _funds(row.balance, row.overdraft_limit, row.currency, row.status)
+            if point is not None:
+                amount, revision = _balance_as_of(obj, conn, account, point)
+                # The read models keep today's limit and status only, not their history.
+                funds = dict.fromkeys(funds)
             doc = {
                 "account_id": account,
                 "balance": money(amount, row.currency),
                 "currency": row.currency,
                 "revision": revision,
                 "consistent": False,
+                **funds,
             }
-            if as_of:
-                doc["as_of"] = as_of
+            if point is not None:
+                doc["as_of"] = str(point)
             doc |= lag_fields(projection_lag(obj, conn, "balances"))
             _show_balance(obj, doc)
         if timed_out:
@@ -143,17 +142,47 @@ def balance(
             )
 
 
+def _funds(balance: int, limit: int, currency: str, status: str) -> dict[str, str | None]:
+    """What the account can still pay out (balance + overdraft limit), and open or closed."""
+    return {
+        "available": money(balance + limit, currency),
+        "overdraft_limit": money(limit, currency),
+        "status": status,
+    }
+
+
+def _balance_as_of(
+    obj: Context, conn: psycopg.Connection[Any], account: str, point: AsOf
+) -> tuple[int, int]:
+    """(balance, revision) at a past point; a point before the account was opened is an error
+    that says when it was opened (never a balance at `revision -1`)."""
+    from ledger.errors import AccountNotFoundError
+    from projections.queries import balance_as_of
+
+    amount, posted = balance_as_of(conn, account, day=point.day, position=point.position)
+    if posted is not None:
+        return amount, posted
+    opened = make_ledger(obj).handler.store.read_one(account, revision=0)
+    if opened is None:
+        raise AccountNotFoundError(account)
+    opened_day = opened.event.occurred_at.astimezone(dt.UTC).date()
+    if (point.day is not None and opened_day > point.day) or (
+        point.position is not None and opened.commit_position > point.position
+    ):
+        fail(
+            f"account {account} did not exist yet as of {point}: it was opened on "
+            f"{opened.event.occurred_at.isoformat()} (position {opened.commit_position})",
+            ExitCode.REFUSED,
+        )
+    return 0, opened.revision
+
+
 @app.command(rich_help_panel=PANEL)
 def statement(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
-    start: Annotated[
-        str | None, typer.Option("--from", help="First day, inclusive (ISO date, UTC).")
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--to", help="Last day, inclusive (ISO date, UTC); today with --from alone."),
-    ] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Keep the most recent N postings.")
     ] = None,
@@ -164,6 +193,7 @@ def statement(
     min_revision: Annotated[
         int | None, typer.Option("--min-revision", min=0, help="Wait for this revision first.")
     ] = None,
+    wait_for_revision: WaitForRevisionOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Postings of a period with opening and closing balances. Example: ledger statement alice"""
@@ -175,14 +205,15 @@ def statement(
         check_existing_account_id(account)
         if consistent and min_revision is not None:
             fail("use either --consistent or --min-revision, not both")
-        first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
-        if first and last and first > last:
-            fail(f"--from {first} is after --to {last}")
+        first, last = parse_period(start, end, today=obj.settings.clock().date())
         if first is not None and last is None:
             # The period is resolved against "today" (LEDGER_NOW / --now fixes it) and echoed.
             last = max(first, obj.settings.clock().date())
         timed_out = False
         lag: dict[str, Any] = {}
+        if min_revision is not None and not wait_for_revision:
+            with read_conn(obj) as conn:
+                require_revision(obj, conn, account, min_revision)
         if consistent:
             st = consistent_statement(obj, account, first, last, limit)
         else:

@@ -44,6 +44,9 @@ def test_cli_against_real_eventstoredb_and_postgresql_containers(
         "currency": "EUR",
         "revision": 1,
         "consistent": False,
+        "available": "70.00",
+        "overdraft_limit": "0.00",
+        "status": "open",
         # That runner stopped once caught up: nothing is behind, and nothing projects.
         "lag_events": 0,
         "runner": "stopped",

@@ -76,6 +76,9 @@ def test_up_twice_then_query_down_and_restart_with_the_data_kept(private_home: P
         "currency": "EUR",
         "revision": 1,
         "consistent": False,
+        "available": "70.00",
+        "overdraft_limit": "0.00",
+        "status": "open",
         "lag_events": 0,
     }
     assert ledger_json(home, "balance", account) == {**expected, "runner": "running"}

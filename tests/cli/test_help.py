@@ -18,6 +18,10 @@ COMMANDS = [
     ["statement"],
     ["accounts"],
     ["verify"],
+    ["tx"],
+    ["journal"],
+    ["history"],
+    ["export"],
     ["projections"],
     ["projections", "status"],
     ["projections", "run"],
@@ -42,7 +46,7 @@ def test_every_command_has_help(bare_cli: Cli, command: list[str], flag: str) ->
 
 def test_top_level_help_groups_commands_in_panels_and_lists_exit_codes(bare_cli: Cli) -> None:
     text = bare_cli("--help").stdout
-    for panel in ("Accounts", "Reports", "Projections", "Local stack"):
+    for panel in ("Accounts", "Reports", "Lookups", "Projections", "Local stack"):
         assert panel in text
     assert text.index("Examples") < text.index("Accounts")
     for code in ("0 ok", "1 refused", "2 invalid", "3 a service", "4 --wait", "5 a check", "70"):

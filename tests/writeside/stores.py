@@ -55,6 +55,9 @@ class DelegatingStore:
     def read_one(self, account_id: str, *, revision: int) -> StoredEvent | None:
         return self.store.read_one(account_id, revision=revision)
 
+    def current_revision(self, account_id: str) -> int:
+        return self.store.current_revision(account_id)
+
     def read_all(self, *, from_position: int = 0) -> Iterator[tuple[str, StoredEvent]]:
         return self.store.read_all(from_position=from_position)
 

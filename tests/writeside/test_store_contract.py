@@ -9,6 +9,7 @@ import pytest
 
 from ledger.accounts.commands import CommandMeta
 from ledger.accounts.events import AccountEvent, AccountOpened, MoneyDeposited
+from ledger.audit import account_history
 from ledger.store import EventStore, VersionConflict
 from tests.writeside.stores import make_store as make_store
 
@@ -49,6 +50,21 @@ def test_a_new_stream_is_appended_at_revision_minus_one_and_read_back(
     assert [s.event for s in stored] == events
     assert [s.revision for s in stored] == [0, 1, 2]
     assert stored[-1].commit_position == position
+
+
+def test_events_read_back_with_their_metadata_and_the_stream_end(
+    store: EventStore, account_id: str
+) -> None:
+    assert store.current_revision(account_id) == -1
+    store.append(account_id, expected_revision=-1, events=history(account_id, 2), meta=META)
+
+    entries = account_history(store, account_id)
+
+    assert store.current_revision(account_id) == 2
+    assert [(e.revision, e.transaction_id) for e in entries] == [(0, None), (1, "t1"), (2, "t2")]
+    assert {(e.actor, e.correlation_id, e.causation_id) for e in entries} == {
+        ("test:contract", "corr-c", "cause-c")
+    }
 
 
 def test_an_unknown_stream_reads_as_empty(store: EventStore, account_id: str) -> None:
