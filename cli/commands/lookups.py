@@ -17,8 +17,8 @@ from cli.context import Context, context, make_ledger, read_conn
 from cli.dates import parse_period
 from cli.errors import ExitCode, fail, handled
 from cli.lag import lag_fields, projection_lag
-from cli.options import FromOpt, JsonOpt, ToOpt
-from cli.render import CSV_FORMULA_START, money
+from cli.options import FormatOpt, FromOpt, JsonOpt, ToOpt, use_format
+from cli.render import CSV_FORMULA_START, Column, money
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -50,9 +50,61 @@ EXPORT_TEXT_COLUMNS = frozenset({"transaction_id", "description", "transfer_id",
 AccountOpt = Annotated[str | None, typer.Option("--account", "-a", help="Only this account.")]
 
 
-def _when(at: dt.datetime) -> str:
-    """A table's time: to the second, in UTC (JSON keeps the full ISO time)."""
+def _when(at: dt.datetime | str) -> str:
+    """A table's time: to the second, in UTC (JSON and CSV keep the full ISO time)."""
+    if isinstance(at, str):
+        at = dt.datetime.fromisoformat(at)
     return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# tx: one row per event (CSV); the table is the text block below.
+TX_COLUMNS = tuple(
+    Column(key, text=key in EXPORT_TEXT_COLUMNS or key in ("reverses", "description"))
+    for key in (
+        "account_id",
+        "stream",
+        "revision",
+        "position",
+        "type",
+        "kind",
+        "amount",
+        "currency",
+        "balance_after",
+        "description",
+        "occurred_at",
+        "actor",
+        "correlation_id",
+        "causation_id",
+        "transfer_id",
+        "counterparty",
+        "reverses",
+    )
+)
+HISTORY_COLUMNS = (
+    Column("revision", "rev", right=True),
+    Column("occurred_at", "time (UTC)", show=lambda d: _when(d["occurred_at"])),
+    Column("actor", show=lambda d: d["actor"] or "?"),
+    Column("what", text=True),
+    Column("transaction_id", "transaction", text=True),
+    Column("causation_id", "causation", text=True),
+    Column("position", table=False),
+    Column("type", table=False),
+    Column("correlation_id", table=False),
+)
+JOURNAL_COLUMNS = (
+    Column("occurred_at", "time (UTC)", show=lambda d: _when(d["occurred_at"])),
+    Column("account_id", "account"),
+    Column("kind"),
+    Column("amount", right=True),
+    Column("currency", "cur"),
+    Column("transaction_id", "transaction", text=True),
+    Column("description", text=True),
+    Column("revision", table=False),
+    Column("position", table=False),
+    Column("balance_after", table=False),
+    Column("transfer_id", table=False, text=True),
+    Column("counterparty", table=False),
+)
 
 
 def _signed(minor: int, currency: str) -> str:
@@ -130,12 +182,14 @@ def tx(
     ctx: typer.Context,
     transaction_id: Annotated[str, typer.Argument(help="Transaction id (the --tx of a write).")],
     account: AccountOpt = None,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """One transaction: its events, positions, actor, correlation and reversals. Example:
-    ledger tx t-42"""
+    ledger tx t-42 (--format csv: one row per event)"""
     obj = context(ctx, json_out)
     with handled(obj):
+        use_format(obj.output, fmt, json_out)
         from ledger.accounts.ids import check_account_id, check_transaction_id
         from ledger.audit import transaction_events
 
@@ -165,9 +219,16 @@ def tx(
             fail(f"no such transaction: {transaction_id}{where}", ExitCode.REFUSED)
         events = [_event_doc(e) for t in found for e in t.events]
         reversed_by = [_reversal_doc(e) for t in found for e in t.reversed_by]
-        if obj.output.json_mode:
-            obj.output.json(
-                {"transaction_id": transaction_id, "events": events, "reversed_by": reversed_by}
+        if obj.output.format != "table":
+            obj.output.listing(
+                transaction_id,
+                TX_COLUMNS,
+                events,
+                document={
+                    "transaction_id": transaction_id,
+                    "events": events,
+                    "reversed_by": reversed_by,
+                },
             )
             return
         for d in events:
@@ -202,12 +263,14 @@ def tx(
 def history(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Account id.")],
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Who did what, when: every event of the account with its actor and causation. Example:
     ledger history alice"""
     obj = context(ctx, json_out)
     with handled(obj):
+        use_format(obj.output, fmt, json_out)
         from ledger.accounts.events import AccountOpened
         from ledger.accounts.ids import check_account_id
         from ledger.audit import account_history
@@ -233,30 +296,11 @@ def history(
             }
             for e in entries
         ]
-        if obj.output.json_mode:
-            obj.output.json({"account_id": account, "events": docs})
-            return
-        obj.output.table(
+        obj.output.listing(
             f"history of {account}: {len(docs)} events",
-            [
-                ("rev", "right"),
-                ("time (UTC)", "left"),
-                ("actor", "left"),
-                ("what", "left"),
-                ("transaction", "left"),
-                ("causation", "left"),
-            ],
-            [
-                [
-                    str(d["revision"]),
-                    _when(e.occurred_at),
-                    d["actor"] or "?",
-                    d["what"],
-                    d["transaction_id"] or "",
-                    d["causation_id"] or "",
-                ]
-                for e, d in zip(entries, docs, strict=True)
-            ],
+            HISTORY_COLUMNS,
+            docs,
+            document={"account_id": account, "events": docs},
         )
 
 
@@ -334,12 +378,14 @@ def journal(
         str | None, typer.Option("--search", help="Text in the description (any case).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="The newest N postings.")] = 100,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Postings across accounts, newest first, from the read models. Example:
     ledger journal --from 2026-11 --kind withdrawal --min 100"""
     obj = context(ctx, json_out)
     with handled(obj):
+        use_format(obj.output, fmt, json_out)
         from projections.journal import journal as query
 
         f = _filter(
@@ -356,32 +402,11 @@ def journal(
                 f"note: showing the newest {limit} matching postings; more match "
                 "(raise --limit or narrow the filter)"
             )
-        if obj.output.json_mode:
-            obj.output.json({"postings": docs, "more": more, **lag})
-            return
-        obj.output.table(
+        obj.output.listing(
             f"journal: {len(docs)} postings" + (f" (newest {limit})" if more else ""),
-            [
-                ("time (UTC)", "left"),
-                ("account", "left"),
-                ("kind", "left"),
-                ("amount", "right"),
-                ("cur", "left"),
-                ("transaction", "left"),
-                ("description", "left"),
-            ],
-            [
-                [
-                    _when(r.occurred_at),
-                    d["account_id"],
-                    d["kind"],
-                    d["amount"],
-                    d["currency"],
-                    d["transaction_id"],
-                    d["description"],
-                ]
-                for r, d in zip(rows, docs, strict=False)
-            ],
+            JOURNAL_COLUMNS,
+            docs,
+            document={"postings": docs, "more": more, **lag},
         )
 
 

@@ -382,11 +382,13 @@ def projections_parked(
     projection: Annotated[
         str | None, typer.Option("--projection", help="Only this projection.")
     ] = None,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List parked events: position, projection, account@revision, error, when parked."""
     obj = context(ctx, json_out)
     with handled(obj):
+        use_format(obj.output, fmt, json_out)
         from projections.names import PROJECTION_NAMES
         from projections.parked import list_parked
 
@@ -397,43 +399,39 @@ def projections_parked(
         _show_parked(obj, parked)
 
 
+PARKED_COLUMNS = (
+    Column("position", right=True),
+    Column("projection"),
+    Column(
+        "account_id",
+        "event",
+        text=True,
+        show=lambda p: f"{p['account_id']}@{p['revision']} {p['event_type']}",
+    ),
+    Column("revision", table=False),
+    Column("event_type", table=False),
+    Column("error", text=True),
+    Column("parked_at", "parked at", show=lambda p: p["parked_at"][:19].replace("T", " ")),
+)
+
+
 def _show_parked(obj: Context, parked: list[Any]) -> None:
-    if obj.output.json_mode:
-        obj.output.json(
-            [
-                {
-                    "position": p.position,
-                    "projection": p.projection,
-                    "account_id": p.account_id,
-                    "revision": p.revision,
-                    "event_type": p.event_type,
-                    "error": p.error,
-                    "parked_at": p.parked_at.isoformat(),
-                }
-                for p in parked
-            ]
-        )
-        return
-    if not parked:
+    if not parked and obj.output.format == "table":
         obj.output.note("nothing is parked")
         return
-    obj.output.table(
+    obj.output.listing(
         "Parked events",
+        PARKED_COLUMNS,
         [
-            ("position", "right"),
-            ("projection", "left"),
-            ("event", "left"),
-            ("error", "left"),
-            ("parked at", "left"),
-        ],
-        [
-            [
-                str(p.position),
-                p.projection,
-                f"{p.account_id}@{p.revision} {p.event_type}",
-                p.error,
-                p.parked_at.isoformat(timespec="seconds"),
-            ]
+            {
+                "position": p.position,
+                "projection": p.projection,
+                "account_id": p.account_id,
+                "revision": p.revision,
+                "event_type": p.event_type,
+                "error": p.error,
+                "parked_at": p.parked_at.isoformat(),
+            }
             for p in parked
         ],
     )

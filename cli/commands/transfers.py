@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.commands.accounts import AmountCommand
 from cli.context import Context, context, make_ledger, read_conn
 from cli.errors import fail, handled
 from cli.options import DescOpt, FormatOpt, JsonOpt, WaitOpt, use_format
@@ -53,7 +54,7 @@ def _wait_until_final(obj: Context, transfer_id: str) -> TransferState:
         delay = min(delay * 2, 0.5)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, cls=AmountCommand)
 def transfer(
     ctx: typer.Context,
     from_account: Annotated[str, typer.Argument(metavar="FROM", help="Account debited.")],
@@ -76,6 +77,14 @@ def transfer(
     from ledger.errors import InsufficientFundsError, WaitTimeoutError
 
     obj = context(ctx, json_out)
+    with handled(obj):
+        # What needs no service is checked before a transfer id is named.
+        from ledger.accounts.ids import check_existing_account_id
+        from ledger.money import check_amount_syntax
+
+        check_existing_account_id(from_account)
+        check_existing_account_id(to_account)
+        check_amount_syntax(amount)
     transfer_id = _transaction_id(obj, tx, "transfer id")
     with handled(obj, transfer_id):
         ledger = make_ledger(obj)
