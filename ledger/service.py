@@ -25,6 +25,7 @@ from ledger.errors import (
     AccountClosedError,
     AccountNotFoundError,
     CurrencyMismatchError,
+    LedgerError,
     SameAccountError,
     TransferNotFoundError,
 )
@@ -33,7 +34,7 @@ from ledger.money import to_minor_units
 from ledger.transfer_process import TransferProcess
 from ledger.transfer_store import TransferStore
 from ledger.transfers.commands import RequestTransfer
-from ledger.transfers.decider import TransferState, TransferStatus
+from ledger.transfers.decider import TransferState, TransferStatus, initial_transfer_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,25 +201,32 @@ class Ledger:
         check_account_id(to_account)
         if from_account == to_account:
             raise SameAccountError(from_account)
-        state, position = self.transfers.load(transfer_id)
-        revisions = (-1, -1)
-        if state.status is TransferStatus.NEW:
+        # Presumed new, so its stream is not read first: the request's append at "no stream"
+        # finds out. Only when the accounts or the amount refuse it is the stream read, for a
+        # replay is compared with the transfer as requested, not with the accounts of today.
+        known = (initial_transfer_state, 0)
+        try:
             currency, revisions = self._transfer_accounts(from_account, to_account)
-        else:
-            currency = state.currency  # a replay is compared with the transfer as requested
+            minor = to_minor_units(amount, currency)
+        except LedgerError:
+            known = self.transfers.load(transfer_id)
+            if known[0].status is TransferStatus.NEW:
+                raise
+            currency, revisions = known[0].currency, (-1, -1)
+            minor = to_minor_units(amount, currency)
         fields = {
             "transfer_id": transfer_id,
             "now": self.clock(),
             "from_account": from_account,
             "to_account": to_account,
-            "amount": to_minor_units(amount, currency),
+            "amount": minor,
             "currency": currency,
             "description": description,
             "from_revision": revisions[0],
             "to_revision": revisions[1],
         }
         command = make_command(RequestTransfer, fields)
-        state, position, replayed = self.transfers.request(command, (state, position))
+        state, position, replayed = self.transfers.request(command, known)
         result = self.transfers.run(transfer_id, (state, position))
         if result.refusal is not None and not replayed:
             raise result.refusal

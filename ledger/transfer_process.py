@@ -10,6 +10,7 @@ An atomic multi-stream append could replace `run` where the server offers one.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,7 +119,9 @@ class TransferProcess:
         """Start the transfer's stream (at most once per id): (state, position, replayed).
 
         The same request again is a replay; another request under the same id raises
-        TransferConflictError. `known`: the stream as just read (saves a read).
+        TransferConflictError. `known`: the stream as just read, or presumed absent (saves a
+        read: the append at "no stream" finds out). The request's cause is this call, so an
+        identical request of another call is a conflict, never a retried write.
         """
         tid = command.transfer_id
         state, position = known if known is not None else self.load(tid)
@@ -127,7 +130,10 @@ class TransferProcess:
             return state, position, True
         try:
             position = self.store.append_transfer(
-                tid, expected_revision=-1, events=events, meta=self._meta(tid, "request")
+                tid,
+                expected_revision=-1,
+                events=events,
+                meta=self._meta(tid, f"request.{uuid.uuid4().hex}"),
             )
         except VersionConflict:
             # Another process started this id first: a replay, or a conflict of content.

@@ -35,14 +35,20 @@ def encode_transfer_events(
     events: Sequence[AnyTransferEvent],
     meta: CommandMeta,
 ) -> list[EncodedEvent]:
-    """The events as appended after expected_revision, with deterministic ids."""
+    """The events as appended after expected_revision, with deterministic ids.
+
+    An id covers the stream, the revision, the content and the cause (`meta.causation_id`):
+    a retried append is written once, and a step recorded again elsewhere is a conflict or a
+    retry, never a second record. A request's cause is the command's invocation, so a
+    repeated request (even with the same clock reading) is told apart by "no stream".
+    """
     metadata = json.dumps(
         {**meta.model_dump(), "schema_version": TRANSFER_SCHEMA_VERSION}, ensure_ascii=False
     ).encode("utf-8")
     encoded = []
     for i, event in enumerate(events):
         event_type, data = serialise_transfer_event(event)
-        key = transfer_stream(transfer_id)
+        key = f"{transfer_stream(transfer_id)}/{meta.causation_id}"
         encoded.append(
             EncodedEvent(event_id(key, expected_revision + 1 + i, data), event_type, data, metadata)
         )

@@ -18,9 +18,12 @@ from ledger.errors import (
     SameAccountError,
     TransferConflictError,
 )
+from ledger.handler import CommandHandler
+from ledger.memory_store import InMemoryEventStore
 from ledger.money import MAX_BALANCE
 from ledger.service import Ledger
 from ledger.store import EventStore
+from ledger.transfer_store import StoredTransferEvent
 from ledger.transfers.commands import RecordRejection, RequestTransfer
 from ledger.transfers.decider import TransferStatus, decide_transfer
 from tests.support.clock import Clock
@@ -288,3 +291,27 @@ def test_a_credit_that_got_through_after_its_refusal_completes_the_transfer_not_
 
     assert (result.state.status, result.state.refunded) == (TransferStatus.COMPLETED, False)
     assert (balance(ledger, a), balance(ledger, b)) == (6000, MAX_BALANCE - 1000 - 10000 + 4000)
+
+
+class CountingStore(InMemoryEventStore):
+    """The in-memory store, counting the reads of transfer streams."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transfer_reads = 0
+
+    def read_transfer(self, transfer_id: str) -> list[StoredTransferEvent]:
+        self.transfer_reads += 1
+        return super().read_transfer(transfer_id)
+
+
+def test_a_new_transfer_is_requested_without_reading_its_stream_first(clock: Clock) -> None:
+    store = CountingStore()
+    ledger = Ledger(CommandHandler(store), clock=clock, actor="test")
+    a, b = accounts(ledger, "100", "0")
+
+    outcome = ledger.transfer(a, b, "30", "x-" + a)
+    again = ledger.transfer(a, b, "30", "x-" + a)  # the same clock reading: still a replay
+
+    assert (outcome.replayed, again.replayed) == (False, True)
+    assert store.transfer_reads == 1  # the replay's, after its request met "no stream"
