@@ -43,7 +43,10 @@ def check_everything(
     report.unknown = unknown_outcomes(streams, records)
     found = check_streams(streams) + check_commands(streams, records)
     found += check_money_in_flight(streams, transfers) + check_transfers(transfers, records)
-    head = max((e.position for s in streams.values() for e in s), default=0)
+    head = max(
+        max((e.position for s in streams.values() for e in s), default=0),
+        max((t.position for t in transfers), default=0),
+    )
     with psycopg.connect(services.database_url, autocommit=True) as conn:
         if not _caught_up(conn, head):
             return [
@@ -51,7 +54,7 @@ def check_everything(
                 f"catch-up: the projections did not reach position {head} within "
                 f"{CATCH_UP_TIMEOUT:g}s; runner log: {log_tail(services.work / 'runner.log')}",
             ]
-        found += check_read_models(streams, read_models(conn))
+        found += check_read_models(streams, read_models(conn), transfers)
         store = AccountEventStore.connect(services.eventstore_uri)
         try:
             found += [f"verify(): {v}" for v in verify(conn, write_model_fold(store))]

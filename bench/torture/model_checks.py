@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.torture.reading import ReadModels, StreamEvent
+from bench.torture.reading import ReadModels, StreamEvent, TransferRecord
 from ledger.accounts.events import (
     AccountClosed,
     AccountOpened,
@@ -17,13 +17,18 @@ from ledger.accounts.events import (
     Posting,
     PostingReversed,
 )
+from projections.feed import transfer_key
 from projections.names import PROJECTION_NAMES
 
 
 def check_read_models(
-    streams: Mapping[str, Sequence[StreamEvent]], models: ReadModels
+    streams: Mapping[str, Sequence[StreamEvent]],
+    models: ReadModels,
+    transfers: Sequence[TransferRecord] = (),
 ) -> list[str]:
-    """Every projection equals a fresh fold of the events; statements contiguous; totals add up."""
+    """Every projection equals a fresh fold of the events; statements contiguous; totals add up.
+
+    `transfers` are the transfer streams' events: the transfers projection tracks each stream."""
     found: list[str] = []
     expected_balances, expected_statements = [], []
     daily: dict[tuple[str, dt.date], list[int]] = {}
@@ -81,6 +86,11 @@ def check_read_models(
     found += _diff("account_statements", expected_statements, models.statements)
     expected_daily = [(c, d, *v) for (c, d), v in sorted(daily.items())]
     found += _diff("daily_totals", expected_daily, models.daily)
+    events_of_transfer = Counter(t.transfer_id for t in transfers)
+    tracked += [
+        ("transfers", transfer_key(transfer_id), count - 1, False)
+        for transfer_id, count in events_of_transfer.items()
+    ]
     found += _diff("projection_accounts", sorted(tracked), models.tracked)
     if models.parked:
         found.append(f"parked: {models.parked} events are parked")

@@ -310,10 +310,10 @@ def _amount_bound(text: str | None, option: str) -> Decimal | None:
     from decimal import Decimal
 
     from ledger.errors import InvalidInputError
-    from ledger.money import check_limit_syntax
+    from ledger.money import check_amount_syntax
 
     try:
-        return Decimal(check_limit_syntax(text))
+        return Decimal(check_amount_syntax(text, allow_zero=True, what="the amount"))
     except InvalidInputError as exc:
         fail(f"{option}: {exc}")
 

@@ -7,7 +7,9 @@ block scalars (`|`) and comments.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,8 +100,17 @@ def parse_yaml(text: str) -> Any:
 
 
 def _env_names() -> set[str]:
-    prefix = Settings.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper() for name in Settings.model_fields}
+    return {f"LEDGER_{f.name}".upper() for f in dataclasses.fields(Settings)}
+
+
+def settings_from(env: dict[str, Any]) -> Settings:
+    """The settings a process with exactly these LEDGER_* variables reads."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith("LEDGER_")]:
+            mp.delenv(name)
+        for name, value in env.items():
+            mp.setenv(name, str(value))
+        return Settings()
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +169,7 @@ def test_runner_environment_uses_only_the_settings_variables(compose: dict[str, 
     assert {"LEDGER_EVENTSTORE_URI", "LEDGER_DATABASE_URL"} <= set(env)
     assert set(env) <= names, f"unknown variables: {set(env) - names}"
     # Both given: the settings choose external services, never the embedded stack.
-    settings = Settings.model_validate(
-        {k.removeprefix("LEDGER_").lower(): v for k, v in env.items()}
-    )
+    settings = settings_from(env)
     assert not settings.embedded
 
 
@@ -277,9 +286,7 @@ def test_the_runners_discover_the_cluster_through_every_node_and_read_from_follo
     for runner in ("runner1", "runner2"):
         env = services[runner]["environment"]
         assert set(env) <= names, f"unknown variables: {set(env) - names}"
-        settings = Settings.model_validate(
-            {k.removeprefix("LEDGER_").lower(): v for k, v in env.items()}
-        )
+        settings = settings_from(env)
         assert not settings.embedded
         assert settings.node_preference == "follower"
         # The runners share the host's network, where the nodes advertise themselves. Several

@@ -70,11 +70,14 @@ def test_format_json_is_the_same_document_as_json(
 
 
 def test_balance_csv_has_every_column_whatever_the_flags(cli: Cli, account: str) -> None:
-    header = "account_id,balance,currency,revision,consistent,as_of,lag_events,runner"
+    header = (
+        "account_id,balance,currency,available,overdraft_limit,status,revision,consistent,as_of,"
+        "lag_events,runner"
+    )
     projected = cli.ok("balance", account, "--format", "csv").stdout
-    assert projected == f"{header}\n{account},100.00,EUR,1,false,,0,running\n"
+    assert projected == f"{header}\n{account},100.00,EUR,100.00,0.00,open,1,false,,0,running\n"
     consistent = cli.ok("balance", account, "--consistent", "--format", "csv").stdout
-    assert consistent == f"{header}\n{account},100.00,EUR,1,true,,,\n"
+    assert consistent == f"{header}\n{account},100.00,EUR,100.00,0.00,open,1,true,,,\n"
 
 
 def test_accounts_csv_carries_the_currency(cli: Cli, account: str) -> None:

@@ -171,7 +171,7 @@ def test_history_says_who_did_what_when(
         (0, "AccountOpened", None, "opened for A in EUR, overdraft limit 0.00"),
         (1, "MoneyDeposited", "t1", f"deposit +100.00 EUR: pay {books.word}"),
         (2, "MoneyWithdrawn", "t2", "withdrawal -30.00 EUR: Rent"),
-        (3, "PostingReversed", "t3", "reversal +30.00 EUR (reverses t2)"),
+        (3, "PostingReversed", "t3", "reversal +30.00 EUR (reverses t2): reversal of t2"),
         (4, "OverdraftLimitChanged", None, "overdraft limit 0.00 -> 50.00"),
     ]
     assert {e["actor"] for e in doc["events"]} == {ACTOR}
@@ -185,7 +185,7 @@ def test_history_says_who_did_what_when(
 def test_history_of_an_unknown_account_exits_1(cli: Cli) -> None:
     result = cli("history", new_account_id("none"))
     assert result.exit_code == 1
-    assert "does not exist" in result.stderr
+    assert "no such account" in result.stderr
 
 
 def test_journal_filters_postings_across_accounts(cli: Cli, books: Books) -> None:
@@ -236,7 +236,7 @@ def test_journal_limit_keeps_the_newest_and_says_more_match(cli: Cli, books: Boo
     ("args", "says"),
     [
         (["--kind", "gift"], "--kind is one of deposit, withdrawal"),
-        (["--min", "-5"], "--min: amount '-5' must not have a sign"),
+        (["--min", "-5"], "--min: the amount '-5' must not have a sign"),
         (["--min", "10", "--max", "5"], "--min 10 is more than --max 5"),
         (["--from", "2026-13"], "--from takes an ISO date"),
         (["--account", "Not An Id"], "account"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -96,7 +97,9 @@ def test_health_exits_5_when_something_is_parked(external_cli: Cli, read_db: Exe
     park(read_db, new_account_id("parked"), valid=True)
     result = external_cli("projections", "status", "--health")
     assert result.exit_code == 5
-    assert "unhealthy" in result.stderr and "balances: runner stopped, 1 parked" in result.stderr
+    assert "unhealthy" in result.stderr
+    # No runner follows this database: its lag is whatever the store holds beyond checkpoint 0.
+    assert re.search(r"balances: runner stopped(, lag \d+ events)?, 1 parked", result.stderr)
 
 
 def test_rebuild_without_yes_exits_2_and_rebuilds_nothing(

@@ -109,7 +109,8 @@ def test_the_runner_resubscribes_from_its_checkpoint_after_an_event_store_restar
     assert wait_for_position(db, head, timeout=DEADLINE)
 
     server.restart()
-    ledger = make_ledger(server.uri)
+    # A discover URI asks the node for gossip at once; gRPC may still be backing off.
+    ledger = retry_while_unavailable(functools.partial(make_ledger, server.uri))
     for i in range(30):
         deposit = functools.partial(ledger.deposit, ids[i % 3], "2.00", f"tx-after-{i}")
         outcome = retry_while_unavailable(deposit)

@@ -10,8 +10,9 @@ import pytest
 
 from bench.torture.checks import check_commands, check_streams, unknown_outcomes
 from bench.torture.model_checks import check_read_models
-from bench.torture.reading import ReadModels, StreamEvent
+from bench.torture.reading import ReadModels, StreamEvent, TransferRecord
 from ledger.accounts.events import AccountOpened, Posting
+from ledger.transfers.events import TransferRejected, TransferRequested
 from projections.names import PROJECTION_NAMES
 from tests.support.streams import StreamBuilder
 
@@ -280,3 +281,28 @@ def test_parked_events_and_lagging_bookkeeping_are_reported(builder: StreamBuild
     found = check_read_models(builder.streams, models)
     assert "parked: 2 events are parked" in found
     assert any(f.startswith("projection: projection_accounts differs") for f in found)
+
+
+def test_a_transfer_stream_the_transfers_projection_does_not_track_is_reported(
+    builder: StreamBuilder,
+) -> None:
+    models = sound_models(builder)
+    request = TransferRequested(
+        transfer_id="x1",
+        occurred_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        from_account="a",
+        to_account="b",
+        amount=5,
+        currency="EUR",
+        description="",
+    )
+    rejected = TransferRejected(
+        transfer_id="x1", occurred_at=request.occurred_at, reason="insufficient funds"
+    )
+    transfers = [TransferRecord("x1", 900, request), TransferRecord("x1", 901, rejected)]
+
+    found = check_read_models(builder.streams, models, transfers)
+
+    assert any(f.startswith("projection: projection_accounts differs") for f in found)
+    models.tracked.append(("transfers", "transfer:x1", 1, False))
+    assert check_read_models(builder.streams, models, transfers) == []
