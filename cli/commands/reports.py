@@ -59,7 +59,7 @@ def _show_balance(obj: Context, doc: dict[str, Any]) -> None:
         obj.output.listing(doc["account_id"], BALANCE_COLUMNS, [doc], document=doc)
     else:
         where = "write model" if doc["consistent"] else "projection"
-        when = f" as of {doc['as_of']}" if "as_of" in doc else ""
+        when = f" as of {doc['as_of']}" if doc["as_of"] else ""
         funds = f"available {doc['available']}, {doc['status']}, " if doc["available"] else ""
         obj.output.line(
             f"{doc['account_id']}: {doc['balance']} {doc['currency']}{when} "
@@ -110,6 +110,10 @@ def balance(
                 "revision": state.revision,
                 "consistent": True,
                 **_funds(state.balance, state.overdraft_limit, state.currency, state.status.value),
+                # One shape whatever the flags: the write model has no as-of and no lag.
+                "as_of": None,
+                "lag_events": None,
+                "runner": None,
             }
             _show_balance(obj, doc)
             return
@@ -130,9 +134,8 @@ def balance(
                 "revision": revision,
                 "consistent": False,
                 **funds,
+                "as_of": None if point is None else str(point),
             }
-            if point is not None:
-                doc["as_of"] = str(point)
             doc |= lag_fields(projection_lag(obj, conn, "balances"))
             _show_balance(obj, doc)
         if timed_out:

@@ -47,6 +47,7 @@ def test_cli_against_real_eventstoredb_and_postgresql_containers(
         "available": "70.00",
         "overdraft_limit": "0.00",
         "status": "open",
+        "as_of": None,
         # That runner stopped once caught up: nothing is behind, and nothing projects.
         "lag_events": 0,
         "runner": "stopped",

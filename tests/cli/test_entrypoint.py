@@ -79,6 +79,7 @@ def test_up_twice_then_query_down_and_restart_with_the_data_kept(private_home: P
         "available": "70.00",
         "overdraft_limit": "0.00",
         "status": "open",
+        "as_of": None,
         "lag_events": 0,
     }
     assert ledger_json(home, "balance", account) == {**expected, "runner": "running"}
