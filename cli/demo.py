@@ -111,8 +111,17 @@ def tour(obj: Context) -> None:
         f"deposit {BOB} 25.50 --tx gift -d Gift",
     )
     ledger.withdraw(ALICE, "30.00", "groceries", "Groceries")
-    reversal = ledger.reverse(ALICE, "groceries", "refund", "Refund")
+    ledger.reverse(ALICE, "groceries", "refund", "Refund")
     ledger.deposit(BOB, "25.50", "gift", "Gift")
+
+    say(
+        f"Transferring 20.00 from {ALICE} to {BOB}: a process of its own stream "
+        "(requested, debited, credited, completed), safe to repeat and to resume after a crash.",
+        f"transfer {ALICE} {BOB} 20.00 --tx lunch -d Lunch",
+        "transfer-status lunch",
+    )
+    moved = ledger.transfer(ALICE, BOB, "20.00", "lunch", "Lunch")
+    out.line(f"  transfer lunch: {moved.state.status.value}")
 
     say(
         "Waiting until the projections include the last write (read-your-writes).",
@@ -120,7 +129,7 @@ def tour(obj: Context) -> None:
         f"balance {BOB}",
     )
     with read_conn(obj) as conn:
-        caught = wait_for_position(conn, reversal.commit_position, timeout=30)
+        caught = wait_for_position(conn, moved.commit_position, timeout=30)
         out.line(f"  projections caught up: {caught}")
         for account in (ALICE, BOB):
             row = get_balance(conn, account)

@@ -217,7 +217,8 @@ def demo(
     ] = False,
 ) -> None:
     """A narrated tour in a throw-away home of its own (your ledger is not touched): open,
-    deposit, refusals, idempotency, reversal, balances, statement, rebuild, verify."""
+    deposit, refusals, idempotency, reversal, transfer, balances, statement, rebuild,
+    verify."""
     from cli.demo import run_demo
 
     obj = context(ctx)
