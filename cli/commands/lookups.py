@@ -57,20 +57,21 @@ def _when(at: dt.datetime | str) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# tx: one row per event (CSV); the table is the text block below.
+# tx: one row per event (CSV); the table is a text block: a headline of the first
+# TX_HEADLINE columns, then one line for each other field that has a value.
 TX_COLUMNS = tuple(
     Column(key, text=key in EXPORT_TEXT_COLUMNS or key in ("reverses", "description"))
     for key in (
         "account_id",
-        "stream",
-        "revision",
-        "position",
         "type",
         "kind",
         "amount",
         "currency",
         "balance_after",
         "description",
+        "stream",
+        "revision",
+        "position",
         "occurred_at",
         "actor",
         "correlation_id",
@@ -80,6 +81,7 @@ TX_COLUMNS = tuple(
         "reverses",
     )
 )
+TX_HEADLINE = 6
 HISTORY_COLUMNS = (
     Column("revision", "rev", right=True),
     Column("occurred_at", "time (UTC)", show=lambda d: _when(d["occurred_at"])),
@@ -237,19 +239,7 @@ def tx(
                 f"{d['amount']} {d['currency']} on {d['account_id']} "
                 f"(balance after {d['balance_after']})"
             )
-            for key in (
-                "description",
-                "stream",
-                "revision",
-                "position",
-                "occurred_at",
-                "actor",
-                "correlation_id",
-                "causation_id",
-                "transfer_id",
-                "counterparty",
-                "reverses",
-            ):
+            for key in (c.key for c in TX_COLUMNS[TX_HEADLINE:]):
                 if d[key] is not None and d[key] != "":
                     obj.output.line(f"  {key.replace('_', ' ')}: {d[key]}")
         for r in reversed_by:

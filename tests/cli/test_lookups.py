@@ -144,6 +144,15 @@ def test_tx_of_a_reversal_names_what_it_reverses(cli: Cli, books: Books) -> None
     assert (event["kind"], event["amount"], event["reverses"]) == ("reversal", "30.00", "t2")
 
 
+def test_tx_as_csv_is_one_row_per_event_with_every_field(cli: Cli, books: Books) -> None:
+    text = cli.ok("tx", "t3", "--account", books.a, "--format", "csv").stdout
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    assert sorted(header) == sorted(TX_EVENT_KEYS)
+    [row] = rows
+    event = dict(zip(header, row, strict=True))
+    assert (event["kind"], event["amount"], event["reverses"]) == ("reversal", "30.00", "t2")
+
+
 def test_tx_without_an_account_finds_every_account_with_that_id(cli: Cli, books: Books) -> None:
     shared = new_account_id("shared-tx")  # transaction ids are per account: two may share one
     cli.ok("deposit", books.a, "1", "--tx", shared)
