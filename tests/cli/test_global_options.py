@@ -48,8 +48,13 @@ def test_hoisting_stops_at_the_double_dash_and_keeps_option_values() -> None:
     ]
 
 
-def test_shell_completion_can_be_installed(bare_cli: Cli) -> None:
+def test_shell_completion_can_be_installed(bare_cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    # typer names the shell from the process tree (shellingham), which a test run started
+    # outside any shell does not have: the shell is given here, as a terminal's would be found.
+    import shellingham
+
+    monkeypatch.setattr(shellingham, "detect_shell", lambda *a, **k: ("bash", "/bin/bash"))
     assert "--install-completion" in bare_cli("--help").stdout
-    script = bare_cli("--show-completion", "bash")
+    script = bare_cli("--show-completion")
     assert script.exit_code == 0
     assert "_LEDGER_COMPLETE=complete_bash" in script.stdout

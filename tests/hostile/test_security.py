@@ -196,21 +196,29 @@ def test_the_local_event_store_refuses_a_wrong_password_and_an_untrusted_certifi
     local_stack: Path,
 ) -> None:
     from esdbclient import EventStoreDBClient
-    from esdbclient.exceptions import GrpcError, SSLError
+    from esdbclient.exceptions import DiscoveryFailed, GrpcError, SSLError
 
     from cli.stack import LocalStack
 
     uri = LocalStack(local_stack).eventstore_uri()
     assert "Tls=true" in uri and f"tlsCAFile={local_stack / 'tls' / 'ca.pem'}" in uri
-    with EventStoreDBClient(uri) as client:
-        assert client.get_commit_position() >= 0
-    wrong = uri.replace(_secret_of(local_stack), "guessed")
+    assert uri.startswith("esdb+discover://")  # the CLI discovers the leader, as of a cluster
+    direct = uri.replace("esdb+discover://", "esdb://", 1)
+    for form in (uri, direct):
+        with EventStoreDBClient(form) as client:
+            assert client.get_commit_position() >= 0
+    wrong = direct.replace(_secret_of(local_stack), "guessed")
     with EventStoreDBClient(wrong) as client, pytest.raises(GrpcError) as raised:
         client.get_commit_position()
     assert "UNAUTHENTICATED" in str(raised.value)
-    untrusted = uri.split("&tlsCAFile=")[0]
+    # Discovery (the gossip call) meets the same refusal before any other call.
+    with pytest.raises(DiscoveryFailed, match="UNAUTHENTICATED"):
+        EventStoreDBClient(uri.replace(_secret_of(local_stack), "guessed"))
+    untrusted = direct.split("&tlsCAFile=")[0]
     with EventStoreDBClient(untrusted) as client, pytest.raises(SSLError):
         client.get_commit_position()
+    with pytest.raises(DiscoveryFailed):
+        EventStoreDBClient(uri.split("&tlsCAFile=")[0])
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching OS user needs root")

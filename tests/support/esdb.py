@@ -38,9 +38,17 @@ def discover_uri(uri: str) -> str:
     return f"esdb+discover://{rest}"
 
 
+def direct_form(uri: str) -> str:
+    """The direct `esdb://` form of a single node's URI (either form)."""
+    scheme, _, rest = uri.partition("://")
+    return f"esdb://{rest}" if scheme == "esdb+discover" else uri
+
+
 def handed_out_uri(uri: str) -> str:
-    """A single node's URI as the tests hand it out: discover, or direct (see `discovering`)."""
-    return discover_uri(uri) if discovering() else uri
+    """A single node's URI (either form) as the tests hand it out: discover, or direct (see
+    `discovering`)."""
+    direct = direct_form(uri)
+    return discover_uri(direct) if discovering() else direct
 
 
 class LiteServer(ServerProcess):
