@@ -318,9 +318,7 @@ class EmbeddedPostgres:
         with os.fdopen(fd, "w") as out:
             out.write(f"127.0.0.1:{self.tcp_port}:*:postgres:{password}\n")
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password))
-            )
+            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server and wait for it."""
