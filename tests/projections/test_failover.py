@@ -26,7 +26,8 @@ from projections.applier import PROJECTIONS, Applier
 from projections.checkpoints import ensure_checkpoints, read_checkpoints
 from projections.consistency import wait_for_position
 from projections.db import migrate
-from projections.lease import Lease, LeaseLostError, lease_url
+from projections.heartbeat import Heartbeat
+from projections.lease import HUNG_SILENCE_S, Lease, LeaseLostError, lease_url
 from projections.names import PROJECTION_NAMES
 from projections.pgserver import EmbeddedPostgres, free_port
 from projections.status import read_status
@@ -170,6 +171,89 @@ def test_over_tcp_a_standby_takes_over_after_each_kill_of_the_active_runner(
         kills_with_a_standby_taking_over(
             2, 3, servers, make_ledger, make_store, tcp_database_url, db, runners
         )
+
+
+def test_a_hung_active_runner_is_replaced_and_after_it_resumes_it_writes_nothing(
+    servers: Callable[..., ServerProcess],
+    make_ledger: Callable[..., Ledger],
+    make_store: Callable[[str], AccountEventStore],
+    tcp_database_url: str,
+    runners: list[subprocess.Popen[bytes]],
+) -> None:
+    # Over TCP: a stopped process's kernel still answers keepalives, so only the standby's
+    # check of the holder's heartbeat can end its lock session.
+    server = servers()
+    ledger = make_ledger(server.uri)
+    ids = [new_account_id() for _ in range(4)]
+    for acc in ids:
+        ledger.open_account(acc, "Owner", "EUR", "100.00")
+    with psycopg.connect(tcp_database_url, autocommit=True) as db:
+        migrate(db)
+        for _ in range(2):
+            runners.append(runner_process(tcp_database_url, server.uri, heartbeat_every=0.3))
+        writer = Writer(make_ledger(server.uri), ids)
+        writer.thread.start()
+        alive = {p.pid for p in runners}
+        hung = wait_until(lambda: (pid := active_pid(db)) in alive and pid, what="a leader")
+        seen = writer.written
+        wait_until(lambda: writer.written > seen + 5, what="writes before the stop")
+
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            wait_until(lambda: active_pid(db) == (alive - {hung}).pop(), what="a takeover")
+            written = writer.written
+            wait_until(lambda: writer.written > written, what="a deposit after the takeover")
+            assert wait_for_position(db, writer.last_position, timeout=DEADLINE)
+        finally:
+            os.kill(hung, signal.SIGCONT)
+
+        # Resumed, it finds its lock session ended (fenced: its batch is not written) and
+        # stands by; the runner that took over stays active.
+        wait_until(
+            lambda: (
+                db.execute("SELECT role FROM runner_instances WHERE pid = %s", (hung,)).fetchone()
+                == ("standby",)
+            ),
+            what="the resumed runner to stand by",
+        )
+        writer.finish()
+        assert wait_for_position(db, writer.last_position, timeout=DEADLINE)
+        assert active_pid(db) == (alive - {hung}).pop()
+        assert_exactly_once(db, make_store(server.uri), ids, writer.written)
+
+
+def test_a_standby_ends_a_silent_holder_only_once_its_heartbeat_is_stale(
+    database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    holder = Lease(database_url, ["balances"])
+    standby = Lease(database_url, ["balances"])
+    heartbeat = Heartbeat(["balances"], 0.1)
+    try:
+        assert holder.try_acquire() and holder.session is not None
+        heartbeat.register(db)
+
+        def silent_but_beating() -> bool:
+            heartbeat.beat(db)  # the holder's work goes on: its heartbeat stays fresh
+            row = db.execute(
+                "SELECT now() - state_change > make_interval(secs => %s)"
+                " FROM pg_stat_activity WHERE pid = %s",
+                (HUNG_SILENCE_S + 0.5, holder.session[0] if holder.session else 0),
+            ).fetchone()
+            return bool(row and row[0])
+
+        wait_until(silent_but_beating, what="the lock session to be silent long enough")
+        assert standby.end_hung_holder() == []
+        assert holder.alive()  # (and so no longer silent)
+
+        wait_until(silent_but_beating, what="the lock session to be silent again")
+        # Now the heartbeat stops too (a hung process): the standby ends the lock session.
+        ended = wait_until(standby.end_hung_holder, what="the hung holder's session to end")
+        assert ended == [holder.session[0]]
+        assert not holder.alive()
+        assert wait_until(standby.try_acquire, what="the standby to take the lock")
+    finally:
+        holder.close()
+        standby.close()
 
 
 def kills_with_a_standby_taking_over(
