@@ -33,6 +33,7 @@ from ledger.eventstore import AccountEventStore
 from ledger.handler import CommandHandler
 from ledger.service import Ledger
 from ledger.writemodel import write_model_fold
+from projections.applier import runner_key
 from projections.db import connect, migrate
 from projections.names import PROJECTION_NAMES
 from projections.pgserver import EmbeddedPostgres, free_port
@@ -104,6 +105,19 @@ def active_pid(db: psycopg.Connection[Any]) -> int | None:
         for r in db.execute(
             "SELECT pid FROM projection_runners WHERE projection = ANY(%s) AND stopped_at IS NULL",
             (list(PROJECTION_NAMES),),
+        )
+    }
+    return pids.pop() if len(pids) == 1 else None
+
+
+def lock_holder(db: psycopg.Connection[Any]) -> int | None:
+    """The backend pid of the session holding every projection's runner lock, if one does."""
+    pids = {
+        r[0]
+        for r in db.execute(
+            "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+            " AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = ANY(%s)",
+            ([runner_key(name) for name in PROJECTION_NAMES],),
         )
     }
     return pids.pop() if len(pids) == 1 else None
@@ -243,21 +257,35 @@ class Trials:
             raise RuntimeError("no active runner")
         seen = self.writer.written
         poll(lambda: self.writer.written > seen + 5, GIVE_UP_S)
-        others = self.alive() - {victim}
+        holder = poll(lambda: lock_holder(self.db), GIVE_UP_S)
         with self._event(kind, victim, server_port) as began:
             written = self.writer.written
-            takeover = poll(lambda: active_pid(self.db) in others, GIVE_UP_S)
+            # Held by another session (the standby's): the victim's session is gone.
+            takeover = poll(lambda: lock_holder(self.db) not in (None, holder), GIVE_UP_S)
             active_s = time.monotonic() - began if takeover else None
             poll(lambda: self.writer.written > written, GIVE_UP_S)
             position = self.writer.last_position
             done = poll(lambda: applied(self.db, position), GIVE_UP_S)
             applied_s = time.monotonic() - began if done else None
+            if not (takeover and done):
+                self._show_sessions(kind)
         self.writer.pause()
         poll(lambda: applied(self.db, self.writer.last_position), 4 * GIVE_UP_S)
         wrong = postings_wrong(self.db, self.store, self.ids, self.writer.written)
         if len(self.alive()) < 2:
             self.start_runner()
         return active_s, applied_s, wrong
+
+    def _show_sessions(self, kind: str) -> None:
+        """What each session of the database is doing (when a trial did not recover)."""
+        rows = self.db.execute(
+            "SELECT pid, client_port, state, wait_event, now() - state_change,"
+            " left(query, 60) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        print(f"  {kind}: no recovery within {GIVE_UP_S:.0f} s; sessions:", file=sys.stderr)
+        for row in rows:
+            print(f"    {row}", file=sys.stderr)
 
     @contextmanager
     def _event(self, kind: str, victim: int, server_port: int) -> Iterator[float]:
