@@ -66,19 +66,21 @@ END_HUNG_HOLDER = sql.SQL(
 )
 # A batch transaction left open by a holder cut off or hung mid-batch would keep the checkpoint
 # rows locked from the runner that took over (measured: a cut holder's work session waited for
-# its client for minutes, mid-statement). So the fence also sets, for the rest of the work
-# session: the server's keepalives (a cut session ends within ~4 s, as the lock session does),
-# a bound on sitting idle inside a transaction, and an application_name naming the lock
-# session, by which a standby ending a hung holder finds its work sessions too.
+# its client for minutes, mid-statement). So a runner that takes the lease sets, for the rest of
+# its work session: the server's keepalives (a cut session ends within ~4 s, as the lock session
+# does), a bound on sitting idle inside a transaction, and an application_name naming its lock
+# session, by which a standby ending a hung holder finds the work session too.
 IDLE_IN_BATCH_MS = 5000
-FENCE = sql.SQL(
-    "SELECT (SELECT count(*) {holders} AND l.pid = %(pid)s AND a.backend_start = %(started)s),"
-    " set_config('idle_in_transaction_session_timeout', %(idle)s, false),"
+GUARD_WORK_SESSION = (
+    "SELECT set_config('idle_in_transaction_session_timeout', %(idle)s, false),"
     " set_config('application_name', %(name)s, false),"
     " set_config('tcp_keepalives_idle', '1', false),"
     " set_config('tcp_keepalives_interval', '1', false),"
     " set_config('tcp_keepalives_count', '3', false),"
     " set_config('tcp_user_timeout', '3000', false)"
+)
+FENCE = sql.SQL(
+    "SELECT count(*) {holders} AND l.pid = %(pid)s AND a.backend_start = %(started)s"
 ).format(holders=HOLDERS)
 
 
@@ -201,8 +203,19 @@ class Lease:
                 if heartbeat:
                     heartbeat.stopped(conn)
                 return False
+        self.guard(conn)
         log.info("active for %s", slots)
         return True
+
+    def guard(self, conn: psycopg.Connection[Any]) -> None:
+        """Make the holder's work session end, as its lock session would, when its client is
+        cut off (server keepalives) or hangs inside a transaction, and name it after the lock
+        session (see GUARD_WORK_SESSION)."""
+        assert self.session is not None
+        conn.execute(
+            GUARD_WORK_SESSION,
+            {"idle": str(IDLE_IN_BATCH_MS), "name": f"{WORK_SESSION}{self.session[0]}"},
+        )
 
     def alive(self) -> bool:
         """Whether the lock session still answers (a closed one has released the locks)."""
@@ -216,9 +229,7 @@ class Lease:
 
     def fence(self, cur: psycopg.Cursor[Any]) -> None:
         """Raise LeaseLostError unless the lock session still holds every slot, checked in the
-        caller's transaction (after it has locked the checkpoint rows it writes). It also bounds
-        how long the caller's session may sit idle inside a transaction (IDLE_IN_BATCH_MS): a
-        holder hung mid-batch must not keep the checkpoint rows from the one that took over."""
+        caller's transaction (after it has locked the checkpoint rows it writes)."""
         if self.session is None:
             raise LeaseLostError("this runner never held the projections' lock")
         pid, started = self.session
@@ -228,8 +239,6 @@ class Lease:
                 "pid": pid,
                 "started": started,
                 "keys": [runner_key(s) for s in self.slots],
-                "idle": str(IDLE_IN_BATCH_MS),
-                "name": f"{WORK_SESSION}{pid}",
             },
         ).fetchone()
         if not row or row[0] != len(self.slots):

@@ -256,6 +256,23 @@ def test_a_standby_ends_a_silent_holder_only_once_its_heartbeat_is_stale(
         standby.close()
 
 
+def test_the_holders_work_session_ends_if_cut_off_or_left_idle_in_a_batch(
+    tcp_database_url: str,
+) -> None:
+    lease = Lease(tcp_database_url, ["balances"])
+    work = psycopg.connect(tcp_database_url, autocommit=True)
+    try:
+        assert lease.take(threading.Event(), None, work) and lease.session is not None
+        settings = work.execute(
+            "SELECT current_setting('idle_in_transaction_session_timeout'),"
+            " current_setting('tcp_user_timeout'), current_setting('application_name')"
+        ).fetchone()
+        assert settings == ("5s", "3000", f"ledger runner of lock session {lease.session[0]}")
+    finally:
+        lease.close()
+        work.close()
+
+
 def kills_with_a_standby_taking_over(
     count: int,
     kills: int,
