@@ -181,6 +181,8 @@ def dropping(ports: list[int], server_port: int) -> Iterator[None]:
     sink = f"lcut{os.getpid() % 100000}"
     prio = str(40000 + os.getpid() % 10000)
     made_clsact = False
+    # A SIGTERM (timeout, the lead's Ctrl-C of a parent) must not leave the cut in place.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         made = _run("ip", "link", "add", "name", sink, "type", "ifb")
         if made.returncode:
@@ -206,6 +208,11 @@ def dropping(ports: list[int], server_port: int) -> Iterator[None]:
         if made_clsact and not _run("tc", "filter", "show", "dev", "lo", "ingress").stdout.strip():
             _run("tc", "qdisc", "del", "dev", "lo", "clsact")
         _run("ip", "link", "del", sink)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def client_ports(pid: int, server_port: int) -> list[int]:
