@@ -162,6 +162,11 @@ def cut_unavailable() -> str | None:
     missing = [tool for tool in ("tc", "ip") if shutil.which(tool) is None]
     if missing:
         return f"{' and '.join(missing)} not found"
+    try:
+        with dropping([0], 0):  # port 0 carries no traffic: a probe of what tc can do here
+            pass
+    except RuntimeError as exc:
+        return str(exc)
     return None
 
 
