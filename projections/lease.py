@@ -9,12 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ledger.errors import LedgerError
 from projections.applier import runner_key
 from projections.db import connect
-from projections.heartbeat import HEARTBEAT_EVERY, Heartbeat
+from projections.heartbeat import HEARTBEAT_EVERY, RUNNER_STATE_SQL, STALE_AFTER, Heartbeat
 
 log = logging.getLogger("projections.lease")
 
@@ -34,6 +35,53 @@ SERVER_KEEPALIVE = (
     "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1;"
     " SET tcp_keepalives_count = 3; SET tcp_user_timeout = 3000"
 )
+
+# A hung holder (SIGSTOP, a stalled VM) keeps its sockets open and its kernel answers keepalives,
+# so its session never ends by itself. A standby ends the lock session of a holder that looks
+# hung from both sides: its heartbeat is stale (the rule status uses) and its lock session has
+# sent nothing for as long (an active runner checks it every second). Fencing makes this safe:
+# the old holder writes nothing once its lock session is gone.
+HOLDERS = sql.SQL(
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND ((l.classid::bigint << 32) | l.objid::bigint) = ANY(%(keys)s)"
+)
+"""The sessions holding some slots' runner locks (`keys`), as `a` (activity) and `l` (lock)."""
+HUNG_SILENCE_S = 3.0  # at least this long silent (an active holder's lock session speaks each 1 s)
+WORK_SESSION = "ledger runner of lock session "  # + the lock session's backend pid
+END_HUNG_HOLDER = sql.SQL(
+    "WITH hung AS (SELECT a.pid {holders} AND a.pid <> pg_backend_pid()"
+    " AND EXISTS (SELECT 1 FROM projection_runners r"
+    " WHERE r.projection = ANY(%(slots)s) AND {state} = 'stale'"
+    " AND a.state_change < now()"
+    " - make_interval(secs => greatest(r.interval_s * {stale}, {silent}))))"
+    " SELECT s.pid, pg_terminate_backend(s.pid) FROM pg_stat_activity s, hung h"
+    " WHERE s.pid = h.pid OR s.application_name = {work} || h.pid"
+).format(
+    holders=HOLDERS,
+    state=sql.SQL(RUNNER_STATE_SQL),
+    stale=sql.Literal(STALE_AFTER),
+    silent=sql.Literal(HUNG_SILENCE_S),
+    work=sql.Literal(WORK_SESSION),
+)
+# A batch transaction left open by a holder cut off or hung mid-batch would keep the checkpoint
+# rows locked from the runner that took over (measured: a cut holder's work session waited for
+# its client for minutes, mid-statement). So a runner that takes the lease sets, for the rest of
+# its work session: the server's keepalives (a cut session ends within ~4 s, as the lock session
+# does), a bound on sitting idle inside a transaction, and an application_name naming its lock
+# session, by which a standby ending a hung holder finds the work session too.
+IDLE_IN_BATCH_MS = 5000
+GUARD_WORK_SESSION = (
+    "SELECT set_config('idle_in_transaction_session_timeout', %(idle)s, false),"
+    " set_config('application_name', %(name)s, false),"
+    " set_config('tcp_keepalives_idle', '1', false),"
+    " set_config('tcp_keepalives_interval', '1', false),"
+    " set_config('tcp_keepalives_count', '3', false),"
+    " set_config('tcp_user_timeout', '3000', false)"
+)
+FENCE = sql.SQL(
+    "SELECT count(*) {holders} AND l.pid = %(pid)s AND a.backend_start = %(started)s"
+).format(holders=HOLDERS)
 
 
 class LeaseLostError(LedgerError):
@@ -103,13 +151,35 @@ class Lease:
 
     def acquire(self, stop: threading.Event, *, on_wait: Callable[[], None] | None = None) -> bool:
         """Block until every slot is held (True) or `stop` is set (False); `on_wait()` is
-        called between waits (a standby's heartbeat)."""
+        called between waits (a standby's heartbeat), and a hung holder is ended."""
         while not stop.is_set():
             if self.try_acquire(wait=self.wait_slice):
                 return True
             if on_wait is not None:
                 on_wait()
+            self.end_hung_holder()
         return False
+
+    def end_hung_holder(self) -> list[int]:
+        """End the lock session of a holder of these slots whose heartbeat is stale and whose
+        lock session has been silent as long (a hung process); the backend pids ended."""
+        conn = self._conn()
+        try:
+            rows = conn.execute(
+                END_HUNG_HOLDER,
+                {"keys": [runner_key(s) for s in self.slots], "slots": self.slots},
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []  # not migrated yet: no runner has registered a heartbeat
+        ended = [int(pid) for pid, done in rows if done]
+        if ended:
+            log.warning(
+                "ended the lock session of a hung runner of %s (backend %s): its heartbeat is"
+                " stale; taking over",
+                ", ".join(self.slots),
+                ", ".join(map(str, ended)),
+            )
+        return ended
 
     def take(
         self,
@@ -133,8 +203,19 @@ class Lease:
                 if heartbeat:
                     heartbeat.stopped(conn)
                 return False
+        self.guard(conn)
         log.info("active for %s", slots)
         return True
+
+    def guard(self, conn: psycopg.Connection[Any]) -> None:
+        """Make the holder's work session end, as its lock session would, when its client is
+        cut off (server keepalives) or hangs inside a transaction, and name it after the lock
+        session (see GUARD_WORK_SESSION)."""
+        assert self.session is not None
+        conn.execute(
+            GUARD_WORK_SESSION,
+            {"idle": str(IDLE_IN_BATCH_MS), "name": f"{WORK_SESSION}{self.session[0]}"},
+        )
 
     def alive(self) -> bool:
         """Whether the lock session still answers (a closed one has released the locks)."""
@@ -153,11 +234,12 @@ class Lease:
             raise LeaseLostError("this runner never held the projections' lock")
         pid, started = self.session
         row = cur.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-            " AND l.pid = %s AND a.backend_start = %s"
-            " AND ((l.classid::bigint << 32) | l.objid::bigint) = ANY(%s)",
-            (pid, started, [runner_key(s) for s in self.slots]),
+            FENCE,
+            {
+                "pid": pid,
+                "started": started,
+                "keys": [runner_key(s) for s in self.slots],
+            },
         ).fetchone()
         if not row or row[0] != len(self.slots):
             raise LeaseLostError(

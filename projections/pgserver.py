@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import socket
@@ -110,18 +111,31 @@ def prune_service_dirs() -> list[Path]:
 
 class EmbeddedPostgres:
     """A PostgreSQL server reachable only through a Unix socket in a private directory (no TCP),
-    and only by the OS user that started it (peer authentication mapped to `postgres`)."""
+    and only by the OS user that started it (peer authentication mapped to `postgres`).
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, owner_dir: Path | None = None):
+    With `tcp_port` it also listens on 127.0.0.1 (never another address) for `postgres` with a
+    password made at each start, kept in a passfile only the starting user can read (the URL
+    names the file, not the password): for measuring what a real network does to runners."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        owner_dir: Path | None = None,
+        tcp_port: int | None = None,
+    ):
         # Resolved: the server's user must not walk through a link in a directory it cannot enter.
         self.data_dir = data_dir.resolve()
         self.socket_dir = self.data_dir.parent / "run"
         self.log_file = self.data_dir.parent / "postgres.log"
-        self.port = port or DEFAULT_PORT
+        self.port = tcp_port or port or DEFAULT_PORT
         # When running as root the server runs as another user; `owner_dir` (a directory this
         # project created for it) is handed to that user, whose files live under it.
         self.owner_dir = owner_dir
         self.client_user = pwd.getpwuid(os.geteuid()).pw_name
+        self.tcp_port = tcp_port
+        self.passfile = self.data_dir.parent / "tcp.pgpass"
 
     def _run(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, object] = {}
@@ -176,9 +190,10 @@ class EmbeddedPostgres:
 
     def _write_access_rules(self) -> None:
         """Only local connections, only of the OS user that runs us, only as `postgres`."""
+        tcp = "host all postgres 127.0.0.1/32 scram-sha-256\n" if self.tcp_port else ""
         files = {
             "pg_hba.conf": "# Written by the ledger: Unix socket only, peer authentication.\n"
-            "local all all peer map=owner\n",
+            "local all all peer map=owner\n" + tcp,
             "pg_ident.conf": f"owner {self.client_user} postgres\n",
         }
         for name, text in files.items():
@@ -261,7 +276,7 @@ class EmbeddedPostgres:
         options = " ".join(
             [
                 f"-p {self.port}",
-                "-c listen_addresses=''",
+                f"-c listen_addresses={'127.0.0.1' if self.tcp_port else repr('')}",
                 f"-k {shlex.quote(str(self.socket_dir))}",
                 "-c unix_socket_permissions=0700",
                 "-c fsync=on",
@@ -289,6 +304,21 @@ class EmbeddedPostgres:
             raise ServiceUnavailableError(
                 f"PostgreSQL did not start on {socket_file}: {result.stderr.strip()[-300:]} {tail}"
             )
+        if self.tcp_port:
+            self._set_tcp_password()
+
+    def _set_tcp_password(self) -> None:
+        """A new password for `postgres` over TCP, written to a passfile private to this user."""
+        import psycopg
+        from psycopg import sql
+
+        password = secrets.token_urlsafe(24)
+        self.passfile.unlink(missing_ok=True)
+        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"127.0.0.1:{self.tcp_port}:*:postgres:{password}\n")
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server and wait for it."""
@@ -303,6 +333,13 @@ class EmbeddedPostgres:
         """A libpq URL for a database on this server (through its Unix socket)."""
         host = urllib.parse.quote(str(self.socket_dir), safe="")
         return f"postgresql://postgres@/{dbname}?host={host}&port={self.port}"
+
+    def tcp_url(self, dbname: str = "postgres") -> str:
+        """A libpq URL for a database on this server over TCP on 127.0.0.1 (`tcp_port` only)."""
+        if not self.tcp_port:
+            raise ServiceUnavailableError("this PostgreSQL server does not listen on TCP")
+        passfile = urllib.parse.quote(str(self.passfile), safe="")
+        return f"postgresql://postgres@127.0.0.1:{self.tcp_port}/{dbname}?passfile={passfile}"
 
     def log_tail(self, lines: int = 10) -> str:
         """The last lines of the server log."""
