@@ -227,7 +227,9 @@ def test_a_standby_ends_a_silent_holder_only_once_its_heartbeat_is_stale(
 ) -> None:
     holder = Lease(database_url, ["balances"])
     standby = Lease(database_url, ["balances"])
-    heartbeat = Heartbeat(["balances"], 0.1)
+    # 1 s beats: stale after 3 s, far more than a loaded machine takes between a beat and the
+    # standby's look (0.1 s beats went stale in that gap under load).
+    heartbeat = Heartbeat(["balances"], 1.0)
     try:
         assert holder.try_acquire() and holder.session is not None
         heartbeat.register(db)
