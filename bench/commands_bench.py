@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.harness import Run, percentile
 from bench.workload import NOW, Bank, fixed_clock, new_account_id, open_accounts, run_callers
 from esdblite.process import ServerProcess
@@ -39,10 +41,19 @@ META = CommandMeta(correlation_id="bench", causation_id="bench", actor="bench:co
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def callers(results: Run, uri: str, n: int, count: int, *, pipelined: bool) -> None:
+def cpu_seconds(process: psutil.Process) -> float:
+    """User plus system CPU seconds a process has used so far (every thread)."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def callers(results: Run, server: ServerProcess, n: int, count: int, *, pipelined: bool) -> None:
     """`count` threads of one process, one store (one client, one channel) between them, each
-    with its own Ledger and handler (cache on) on accounts of its own: n commands in all."""
-    store = AccountEventStore.connect(uri, pipelined=pipelined)
+    with its own Ledger and handler (cache on) on accounts of its own: n commands in all; and
+    the CPU each command cost this process and the server's."""
+    assert server.proc is not None
+    client_process, server_process = psutil.Process(), psutil.Process(server.proc.pid)
+    store = AccountEventStore.connect(server.uri, pipelined=pipelined)
     try:
         ledgers: list[Bank] = [
             Ledger(CommandHandler(store), clock=fixed_clock, actor=f"bench:caller-{i}")
@@ -51,7 +62,10 @@ def callers(results: Run, uri: str, n: int, count: int, *, pipelined: bool) -> N
         # A lone caller spreads its commands over 10 accounts, as the sequential figure has.
         accounts = [open_accounts(ledger, 10 if count == 1 else 1) for ledger in ledgers]
         tag = f"{'p' if pipelined else 'u'}{count}"
+        client_cpu, server_cpu = cpu_seconds(client_process), cpu_seconds(server_process)
         done, elapsed = run_callers(ledgers, accounts, n, tag)
+        client_cpu = cpu_seconds(client_process) - client_cpu
+        server_cpu = cpu_seconds(server_process) - server_cpu
     finally:
         store.close()
     path = "one BatchAppend call shared by all" if pipelined else "one gRPC call per append"
@@ -61,14 +75,19 @@ def callers(results: Run, uri: str, n: int, count: int, *, pipelined: bool) -> N
     results.record(f"{prefix}commands_per_s{suffix}", len(done) / elapsed, note)
     results.record(f"{prefix}command_p50_ms{suffix}", percentile(done, 50) * 1000, note)
     results.record(f"{prefix}command_p99_ms{suffix}", percentile(done, 99) * 1000, note)
+    if pipelined:
+        cpu = f"{note}; user + system CPU seconds of the process over the commands"
+        per = 1e6 / len(done)
+        results.record(f"client_cpu_us_per_command{suffix}", client_cpu * per, cpu)
+        results.record(f"server_cpu_us_per_command{suffix}", server_cpu * per, cpu)
 
 
-def throughput(results: Run, uri: str, n: int) -> None:
+def throughput(results: Run, server: ServerProcess, n: int) -> None:
     """Commands/s and latency at 1, 8 and 32 callers, pipelined and one call per append, in
     alternation so that both meet the same load of a shared machine."""
     for count in CALLERS:
         for pipelined in (False, True):
-            callers(results, uri, n, count, pipelined=pipelined)
+            callers(results, server, n, count, pipelined=pipelined)
 
 
 def history(account_id: str, events: int) -> tuple[list[AccountEvent], State]:
@@ -168,7 +187,7 @@ def run(results: Run, full: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-commands-") as tmp:
         server = ServerProcess(Path(tmp) / "data").start()
         try:
-            throughput(results, server.uri, 10_000 if full else 2_000)
+            throughput(results, server, 10_000 if full else 2_000)
             loads(results, server.uri, full)
         finally:
             server.stop()

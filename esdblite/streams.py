@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -88,7 +89,40 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
             await self.leadership.abort_not_leader(context)
 
     async def _write(self, request: WriteRequest) -> WriteResult:
-        return await asyncio.wrap_future(self.store.write(request))
+        # The store's writer settles requests of this loop on its thread (one wake-up of the
+        # loop per group commit, not one per write), so the answer is copied across directly;
+        # a future settled on another thread is copied across thread-safely.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[WriteResult] = loop.create_future()
+
+        def copy(future: concurrent.futures.Future[WriteResult]) -> None:
+            if waiter.done():
+                return
+            if future.cancelled():
+                waiter.cancel()
+            elif (exc := future.exception()) is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(future.result())
+
+        def done(future: concurrent.futures.Future[WriteResult]) -> None:
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is loop:
+                copy(future)
+            else:
+                loop.call_soon_threadsafe(copy, future)
+
+        request.loop = loop
+        future = self.store.write(request)
+        future.add_done_callback(done)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            future.cancel()  # the caller is gone: the writer will not answer it
+            raise
 
     async def Append(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import logging
@@ -78,6 +79,9 @@ class WriteRequest:
     future: concurrent.futures.Future[WriteResult] = field(
         default_factory=concurrent.futures.Future
     )
+    # The event loop of the caller awaiting the future, if any: the writer then settles the
+    # futures of a group on that loop's thread, with one wake-up of the loop for the group.
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class CrashPoints:
@@ -98,6 +102,36 @@ class CrashPoints:
         """Exit at once, without cleanup, when armed for this point."""
         if armed and self.point == point:
             os._exit(86)
+
+
+Outcome = tuple[WriteRequest, WriteResult | BaseException]
+
+
+def settle(outcomes: Sequence[Outcome]) -> None:
+    """Resolve each request's future with its result or refusal: at once, or, for requests
+    awaited on an event loop, on that loop's thread with one call for all of them."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        loop = outcome[0].loop
+        if loop is None:
+            _resolve([outcome])
+        else:
+            by_loop.setdefault(loop, []).append(outcome)
+    for loop, outcomes_on_loop in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, outcomes_on_loop)
+        except RuntimeError:  # the loop is closed: nobody awaits there any more
+            _resolve(outcomes_on_loop)
+
+
+def _resolve(outcomes: Sequence[Outcome]) -> None:
+    for req, res in outcomes:
+        if req.future.done():
+            continue  # the caller gave up (deadline, disconnect); the writer carries on
+        if isinstance(res, BaseException):
+            req.future.set_exception(res)
+        else:
+            req.future.set_result(res)
 
 
 class Writer:
@@ -164,9 +198,7 @@ class Writer:
                 os.ftruncate(self.log.fd, start_end)
                 self.log.end = start_end
             failure = StoreFailure(str(exc))
-            for req in group:
-                if not req.future.done():
-                    req.future.set_exception(failure)
+            settle([(req, failure) for req in group])
             return
         # A moving average of how long a commit takes, for the admission check above.
         elapsed = time.monotonic() - group_started
@@ -177,13 +209,7 @@ class Writer:
         self.stats["records"] += len(frames)
         if frames:
             self.on_commit(self._next_position_last)
-        for req, res in zip(group, results, strict=True):
-            if req.future.done():
-                continue  # the caller gave up (deadline, disconnect); the writer carries on
-            if isinstance(res, BaseException):
-                req.future.set_exception(res)
-            else:
-                req.future.set_result(res)
+        settle(list(zip(group, results, strict=True)))
 
     def _record(self, stream: str, revision: int, event: ProposedEvent, created: int) -> Record:
         record = Record(

@@ -8,10 +8,12 @@ real EventStoreDB; the tests that need esdblite internals then skip.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from esdbclient import EventStoreDBClient
 
+from esdblite.store import Store
 from tests.esdblite.support import EXTERNAL_URI, INTERNALS_REASON
 from tests.support.esdb import Servers
 
@@ -51,3 +53,14 @@ def esdblite_only() -> None:
 def servers(esdblite_only: None, servers: Servers) -> Servers:
     """The shared private-server fixture, skipped when testing an external EventStoreDB."""
     return servers
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """An in-process store on a fresh data directory (no fsync), closed after the test."""
+    (tmp_path / "data").mkdir()
+    s = Store(tmp_path / "data", fsync=False)
+    try:
+        yield s
+    finally:
+        s.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import queue
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -123,3 +124,27 @@ def test_one_open_call_answers_each_append_before_the_client_half_closes(
     outbox.put(None)
     assert list(call) == []
     assert call.code() == grpc.StatusCode.OK
+
+
+def test_an_append_made_durable_on_another_thread_is_answered() -> None:
+    async def scenario() -> str:
+        # given a store that settles its writes on a thread of its own
+        store = HeldStore()
+        service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        answers = service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+        inbox.put_nowait(request("elsewhere", "c-elsewhere"))
+        first = asyncio.ensure_future(anext(answers))
+        await wait_until(lambda: "elsewhere" in store.writes)
+        # when the write becomes durable there
+        settler = threading.Thread(
+            target=store.writes["elsewhere"].set_result, args=(WriteResult(0, 10),)
+        )
+        settler.start()
+        # then the call answers it
+        answer = await asyncio.wait_for(first, 30)
+        settler.join()
+        inbox.put_nowait(None)
+        return str(answer.correlation_id.string)
+
+    assert asyncio.run(scenario()) == "c-elsewhere"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from esdblite.writer import ProposedEvent, WriteRequest
 from tests.support.waiting import wait_until
 
 PAYLOAD = b'{"amount":12345,"description":"' + b"x" * 900 + b'"}'
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    (tmp_path / "data").mkdir()
-    s = Store(tmp_path / "data", fsync=False)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def append_streams(store: Store, streams: int, events: int = 50) -> None:
