@@ -103,9 +103,8 @@ class _Child:
         while (payload := self.outbox.get()) is not None:
             try:
                 self.conn.send_bytes(payload)
-            except OSError as exc:
-                self._failed(f"its socket failed ({exc})")
-                return
+            except OSError:
+                return  # the child is gone: the receiver reports how (its message, or exit)
 
     def _receive(self) -> None:
         while True:
@@ -268,7 +267,17 @@ class _FencedBy(Lease):
 
 
 def serve(name: str, conn: Connection) -> int:
-    """A child: apply each batch received to `name`'s shadow tables until told to stop."""
+    """A child: apply each batch received to `name`'s shadow tables until told to stop;
+    a failure is sent to the coordinator (its message) before the exit."""
+    try:
+        return _serve(name, conn)
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return 1
+
+
+def _serve(name: str, conn: Connection) -> int:
     from projections.feed import SHADOW
 
     database_url: str = conn.recv()
@@ -285,11 +294,7 @@ def serve(name: str, conn: Connection) -> int:
             rows, upto, session, slots = message
             fenced = _FencedBy(database_url, slots, session)
             applier = Applier(db, [PROJECTIONS[name]], SHADOW, fence=fenced.fence)
-            try:
-                applier.apply_batch(_events(rows), upto)
-            except Exception as exc:
-                conn.send(("failed", f"{type(exc).__name__}: {exc}"))
-                return 1
+            applier.apply_batch(_events(rows), upto)
             conn.send(("applied", upto))
     finally:
         db.close()
