@@ -95,7 +95,7 @@ DESCRIPTIONS: dict[str, str] = {
     "projector_rss_mb_max": "largest projection runner RSS during the rebuild",
     "rebuild_one_process_s": "rebuild of every projection in one process, wall time",
     "rebuild_one_process_events_per_s": "events/s of that rebuild",
-    "rebuild_per_projection_s": "rebuild with one applier process per projection fed by one reader, wall time",
+    "rebuild_per_projection_s": "rebuild, an applier process per projection, one reader; wall time",
     "rebuild_per_projection_events_per_s": "events/s of that rebuild (the log read once)",
     "rebuild_per_projection_speedup": "rebuild_one_process_s / rebuild_per_projection_s",
     "rebuild_cpu_count": "os.cpu_count() where the rebuild figures were measured",
