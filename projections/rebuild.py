@@ -250,17 +250,17 @@ def _build(
     per_projection: bool,
 ) -> int:
     """Fill the shadow tables up to the head of $all; the events read."""
-    if not per_projection:
-        shadow = Runner(
-            database_url,
-            eventstore_uri,
-            projections=names,
-            suffix=SHADOW,
-            batch_size=batch_size,
-            on_progress=on_progress,
-        )
-        return shadow.run(until_caught_up=True).events
-    pool = ApplierPool(database_url, names)
+    pool = ApplierPool(database_url, names) if per_projection else None
+    fanned: dict[str, Any] = {}
+    if pool is not None:
+        fanned = {
+            # Applying is the children's: without a wait here, batches would close at the
+            # runner's 50 ms timer, smaller, each one more transaction in every child.
+            "batch_ms": FANOUT_BATCH_MS,
+            "make_applier": pool.applier,
+            # The children write under this runner's lease: they finish before it is released.
+            "settle": pool.drain,
+        }
     try:
         shadow = Runner(
             database_url,
@@ -269,15 +269,12 @@ def _build(
             suffix=SHADOW,
             batch_size=batch_size,
             on_progress=on_progress,
-            # Applying is the children's: without a wait here, batches would close at the
-            # runner's 50 ms timer, smaller, each one more transaction in every child.
-            batch_ms=FANOUT_BATCH_MS,
-            make_applier=pool.applier,
-            settle=pool.drain,  # the children write under this runner's lease: they finish first
+            **fanned,
         )
         return shadow.run(until_caught_up=True).events
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
 
 
 def _catch_up(

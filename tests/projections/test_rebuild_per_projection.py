@@ -25,7 +25,7 @@ from projections.fanout import ApplierProcessError
 from projections.names import PROJECTION_NAMES
 from projections.rebuild import rebuild, shadow_exists
 from projections.runner import Progress
-from projections.verify import verify
+from projections.verify import WriteModelFold, verify
 from tests.projections.test_rebuild import (
     NAMES,
     TABLES,
@@ -83,6 +83,27 @@ def test_a_per_projection_rebuild_gives_the_tables_of_a_one_process_rebuild(
     assert appliers() == {}
 
 
+def live(db: psycopg.Connection[Any]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """The live tables' rows and checkpoints."""
+    return {t: table_rows(db, t) for t in TABLES}, live_checkpoints(db)
+
+
+def failed_build(
+    database_url: str, uri: str, fold: WriteModelFold, sabotage: Callable[[], object]
+) -> ApplierProcessError:
+    """A per-projection rebuild that calls `sabotage()` once, 10 events in; the error it raises."""
+    done: list[bool] = []
+
+    def once(progress: Progress) -> None:
+        if progress.events >= 10 and not done:
+            sabotage()
+            done.append(True)
+
+    with pytest.raises(ApplierProcessError) as failed:
+        rebuild(database_url, uri, fold, batch_size=10, on_progress=once, per_projection=True)
+    return failed.value
+
+
 def test_an_applier_that_fails_fails_the_rebuild_and_leaves_live_untouched(
     servers: Callable[..., ServerProcess],
     make_ledger: Callable[..., Ledger],
@@ -94,32 +115,21 @@ def test_an_applier_that_fails_fails_the_rebuild_and_leaves_live_untouched(
     seed(make_ledger(server.uri), accounts=3, deposits=20)
     catch_up(database_url, server.uri)
     fold = write_model_fold(make_store(server.uri))
-    before, checkpoints = {t: table_rows(db, t) for t in TABLES}, live_checkpoints(db)
+    before = live(db)
 
-    def break_one_shadow_table(progress: Progress) -> None:
+    error = failed_build(
+        database_url,
+        server.uri,
+        fold,
         # A shadow table daily_totals' applier cannot write: its next batch fails.
-        if progress.events >= 10 and not broken:
-            db.execute("ALTER TABLE daily_totals__next RENAME COLUMN deposited TO broken")
-            broken.append(progress.events)
+        lambda: db.execute("ALTER TABLE daily_totals__next RENAME COLUMN deposited TO broken"),
+    )
 
-    broken: list[int] = []
-    with pytest.raises(ApplierProcessError) as failed:
-        rebuild(
-            database_url,
-            server.uri,
-            fold,
-            batch_size=10,
-            on_progress=break_one_shadow_table,
-            per_projection=True,
-        )
-
-    message = str(failed.value)
-    assert "applier process of daily_totals (pid " in message
-    assert 'UndefinedColumn: column "deposited"' in message
-    assert "live tables are untouched" in message and "run the rebuild again" in message
-    assert exit_code_for(failed.value) == ExitCode.CHECK_FAILED == 5
-    assert {t: table_rows(db, t) for t in TABLES} == before
-    assert live_checkpoints(db) == checkpoints
+    assert "applier process of daily_totals (pid " in str(error)
+    assert 'UndefinedColumn: column "deposited"' in str(error)
+    assert "live tables are untouched" in str(error) and "run the rebuild again" in str(error)
+    assert exit_code_for(error) == ExitCode.CHECK_FAILED == 5
+    assert live(db) == before
     assert shadow_exists(db, NAMES) and appliers() == {}
     db.execute("ALTER TABLE daily_totals__next RENAME COLUMN broken TO deposited")
 
@@ -140,30 +150,18 @@ def test_a_killed_applier_fails_the_rebuild_and_a_rerun_resumes_it(
     _, events = seed(make_ledger(server.uri), accounts=3, deposits=20)
     catch_up(database_url, server.uri)
     fold = write_model_fold(make_store(server.uri))
-    before, checkpoints = {t: table_rows(db, t) for t in TABLES}, live_checkpoints(db)
+    before = live(db)
     killed: list[int] = []
 
-    def kill_the_statements_applier(progress: Progress) -> None:
-        if progress.events >= 10 and not killed:
-            child = appliers()["statements"]
-            child.send_signal(signal.SIGKILL)
-            killed.append(child.pid)
+    def kill_the_statements_applier() -> None:
+        child = appliers()["statements"]
+        child.send_signal(signal.SIGKILL)
+        killed.append(child.pid)
 
-    with pytest.raises(ApplierProcessError) as failed:
-        rebuild(
-            database_url,
-            server.uri,
-            fold,
-            batch_size=10,
-            on_progress=kill_the_statements_applier,
-            per_projection=True,
-        )
+    error = failed_build(database_url, server.uri, fold, kill_the_statements_applier)
 
-    assert f"applier process of statements (pid {killed[0]}): it exited with code -9" in str(
-        failed.value
-    )
-    assert {t: table_rows(db, t) for t in TABLES} == before
-    assert live_checkpoints(db) == checkpoints
+    assert f"applier process of statements (pid {killed[0]}): it exited with code -9" in str(error)
+    assert live(db) == before
     assert shadow_exists(db, NAMES) and appliers() == {}
 
     resumed = rebuild(database_url, server.uri, fold, per_projection=True)
@@ -272,6 +270,6 @@ def test_the_appliers_exit_when_their_coordinator_is_killed(
 def gone(process: psutil.Process) -> bool:
     """Whether a process has exited (a zombie has: only its exit status is left)."""
     try:
-        return process.status() == psutil.STATUS_ZOMBIE
+        return bool(process.status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
