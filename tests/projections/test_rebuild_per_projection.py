@@ -21,7 +21,10 @@ from esdblite.process import ServerProcess
 from ledger.eventstore import AccountEventStore
 from ledger.service import Ledger
 from ledger.writemodel import write_model_fold
+from projections.applier import runner_key
+from projections.checkpoints import read_checkpoints
 from projections.fanout import ApplierProcessError
+from projections.feed import SHADOW
 from projections.names import PROJECTION_NAMES
 from projections.rebuild import rebuild, shadow_exists
 from projections.runner import Progress
@@ -38,6 +41,7 @@ from tests.support.runners import catch_up
 from tests.support.waiting import eventually, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+SLOTS = [name + SHADOW for name in PROJECTION_NAMES]
 
 
 def appliers(pid: int | None = None) -> dict[str, psutil.Process]:
@@ -169,6 +173,47 @@ def test_a_killed_applier_fails_the_rebuild_and_a_rerun_resumes_it(
     assert resumed.resumed and resumed.events <= events
     assert resumed.differences == dict.fromkeys(TABLES, 0)
     assert verify(db, fold) == [] and not shadow_exists(db, NAMES)
+
+
+def test_the_appliers_write_nothing_once_the_rebuilds_lease_is_gone(
+    servers: Callable[..., ServerProcess],
+    make_ledger: Callable[..., Ledger],
+    make_store: Callable[[str], AccountEventStore],
+    database_url: str,
+    db: psycopg.Connection[Any],
+) -> None:
+    server = servers()
+    seed(make_ledger(server.uri), accounts=3, deposits=20)
+    fold = write_model_fold(make_store(server.uri))
+    at_the_loss: list[dict[str, int]] = []
+
+    def end_the_lease_session() -> None:
+        # As if the rebuild's lock connection died: another rebuild could now take the slots.
+        key = {"key": runner_key("balances" + SHADOW)}
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND ((classid::bigint << 32) | objid::bigint) = %(key)s",
+            key,
+        )
+        eventually(lambda: not lock_held(db, key), "the lock to go with its session")
+        at_the_loss.append(read_checkpoints(db, SLOTS))
+
+    error = failed_build(database_url, server.uri, fold, end_the_lease_session)
+
+    assert "LeaseLostError: lost the lock of balances__next" in str(error)
+    assert "nothing of this batch was written" in str(error)
+    assert read_checkpoints(db, SLOTS) == at_the_loss[0]
+    assert appliers() == {}
+
+
+def lock_held(db: psycopg.Connection[Any], key: dict[str, int]) -> bool:
+    return bool(
+        db.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+            " AND ((classid::bigint << 32) | objid::bigint) = %(key)s",
+            key,
+        ).fetchone()
+    )
 
 
 def test_an_interrupted_per_projection_rebuild_resumes_where_its_appliers_stopped(
