@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -9,13 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from esdbclient import EventStoreDBClient
 from psycopg import sql
 
+from ledger.accounts.books import Books
 from ledger.errors import CheckFailedError
 from projections.applier import PROJECTIONS, pause_key
 from projections.checkpoints import advance_checkpoint, read_checkpoints
 from projections.db import connect, migrate
-from projections.feed import SHADOW
+from projections.fanout import ApplierPool
+from projections.feed import FEED_FILTER, SHADOW
 from projections.runner import Progress, Runner
 from projections.verify import Violation, WriteModelFold, verify
 
@@ -33,6 +37,9 @@ class RebuildVerificationError(CheckFailedError):
         self.violations = violations
 
 
+log = logging.getLogger("projections.rebuild")
+
+FANOUT_BATCH_MS = 1000.0  # the most a per-projection build waits to fill a batch
 PAUSE_TIMEOUT = 30.0  # seconds a rebuild may hold the live projections paused
 
 
@@ -128,14 +135,19 @@ def rebuild(
     batch_size: int = 1000,
     pause_timeout: float = PAUSE_TIMEOUT,
     on_pause: Callable[[int, int], None] | None = None,
+    per_projection: bool = False,
 ) -> RebuildReport:
     """Rebuild projections without downtime; raise RebuildVerificationError on a mismatch.
 
     Live projections are paused for at most `pause_timeout` seconds of catching up (then
     RebuildPauseTimeoutError); `on_pause(live_at, shadow_at)` is called once they are paused.
+    With `per_projection`, the build writes each projection's shadow in a process of its own
+    (projections.fanout), this process reading $all once for them all; verification, the
+    pause and the swap stay here. A failed applier process raises ApplierProcessError.
     """
     names = list(projections or PROJECTIONS)
     conn = connect(database_url)
+    prefold: Prefold | None = None
     try:
         migrate(conn)
         report = RebuildReport(names)
@@ -143,19 +155,14 @@ def rebuild(
             discard(conn, names)
         report.resumed = shadow_exists(conn, names)
         _create_shadow(conn, names)
-        shadow = Runner(
-            database_url,
-            eventstore_uri,
-            projections=names,
-            suffix=SHADOW,
-            batch_size=batch_size,
-            on_progress=on_progress,
-        )
         started = time.monotonic()
+        # The verify's fold reads the whole log again: start it now, beside the build.
+        fold = prefold = Prefold(fold, eventstore_uri)
         # 1 build: the live tables keep serving and following new events meanwhile.
-        shadow.run(until_caught_up=True)
+        report.events = _build(
+            database_url, eventstore_uri, names, batch_size, on_progress, per_projection
+        )
         report.seconds = time.monotonic() - started
-        report.events = shadow.progress.events
         # 2 verify the shadow against the write model at its own position S, while live runs.
         built_at = min(read_checkpoints(conn, [n + SHADOW for n in names]).values())
         violations = verify(conn, fold, suffix=SHADOW, projections=names)
@@ -187,7 +194,87 @@ def rebuild(
             report.swapped_at = swap_at
         return report
     finally:
+        if prefold is not None:
+            prefold.settle()
         conn.close()
+
+
+class Prefold:
+    """A fold that starts folding up to the head of $all at once, on a thread of its own;
+    called (from one thread), it waits for that, then folds on from there as usual."""
+
+    def __init__(self, fold: WriteModelFold, eventstore_uri: str) -> None:
+        self.fold = fold
+        self.thread = threading.Thread(
+            target=self._ahead, args=(eventstore_uri,), name="rebuild-prefold", daemon=True
+        )
+        self.thread.start()
+
+    def _ahead(self, eventstore_uri: str) -> None:
+        try:
+            self.fold(_head(eventstore_uri))
+        except Exception as exc:  # the verify's own call folds on from where this stopped
+            log.warning("folding the write model ahead of the verify failed: %s", exc)
+
+    def settle(self) -> None:
+        """Wait for the thread: the fold is not for two threads (a caller may reuse it)."""
+        self.thread.join()
+
+    def __call__(self, upto: int) -> Books:
+        """The books at `upto` (see WriteModelFold)."""
+        self.settle()
+        return self.fold(upto)
+
+
+def _head(eventstore_uri: str) -> int:
+    """The position of the last account or transfer event (0: none)."""
+    client = EventStoreDBClient(eventstore_uri)
+    try:
+        last = client.read_all(
+            backwards=True, filter_include=FEED_FILTER, filter_by_stream_name=True, limit=1
+        )
+        try:
+            return max((e.commit_position or 0 for e in last), default=0)
+        finally:
+            last.stop()
+    finally:
+        client.close()
+
+
+def _build(
+    database_url: str,
+    eventstore_uri: str,
+    names: Sequence[str],
+    batch_size: int,
+    on_progress: Callable[[Progress], None] | None,
+    per_projection: bool,
+) -> int:
+    """Fill the shadow tables up to the head of $all; the events read."""
+    pool = ApplierPool(database_url, names) if per_projection else None
+    fanned: dict[str, Any] = {}
+    if pool is not None:
+        fanned = {
+            # Applying is the children's: without a wait here, batches would close at the
+            # runner's 50 ms timer, smaller, each one more transaction in every child.
+            "batch_ms": FANOUT_BATCH_MS,
+            "make_applier": pool.applier,
+            # The children write under this runner's lease: they finish before it is released.
+            "settle": pool.drain,
+        }
+    try:
+        shadow = Runner(
+            database_url,
+            eventstore_uri,
+            projections=names,
+            suffix=SHADOW,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            **fanned,
+        )
+        return shadow.run(until_caught_up=True).events
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _catch_up(

@@ -30,6 +30,16 @@ log = logging.getLogger("projections.runner")
 ACCOUNT_FILTER = FEED_FILTER  # account and transfer streams, server side, on the stream name
 LAG_PROBE_CAP = 10_000
 
+MakeApplier = Callable[[psycopg.Connection[Any], Sequence[Projection], str, Lease], Applier]
+"""How a runner session gets its applier: (connection, projections, suffix, lease)."""
+
+
+def local_applier(
+    conn: psycopg.Connection[Any], projections: Sequence[Projection], suffix: str, lease: Lease
+) -> Applier:
+    """The applier that writes in this process, on the session's connection (the default)."""
+    return Applier(conn, projections, suffix, fence=lease.fence)
+
 
 @dataclass
 class Progress:
@@ -107,6 +117,8 @@ class Runner:
         heartbeat_every: float = HEARTBEAT_EVERY,
         on_progress: Callable[[Progress], None] | None = None,
         stop: threading.Event | None = None,
+        make_applier: MakeApplier = local_applier,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         names = list(projections or PROJECTIONS)
         self.projections: list[Projection] = [PROJECTIONS[n] for n in names]
@@ -124,6 +136,8 @@ class Runner:
         self.heartbeat = None if suffix else Heartbeat(names, heartbeat_every)
         self.lease = Lease(database_url, [n + suffix for n in names])
         self.active = False
+        self.make_applier = make_applier
+        self.settle = settle  # called at the end of each session, while the lease is still held
         self._label = ", ".join(names) + (f" (rebuild {suffix})" if suffix else "")
 
     def run(self, *, until_caught_up: bool = False, stop_at: int | None = None) -> Progress:
@@ -165,7 +179,7 @@ class Runner:
         conn = connect(self.database_url)
         try:
             migrate(conn)
-            applier = Applier(conn, self.projections, self.suffix, fence=self.lease.fence)
+            applier = self.make_applier(conn, self.projections, self.suffix, self.lease)
             if not self._lead(conn):
                 return True  # stopped while standing by
             ensure_checkpoints(conn, applier.slots)
@@ -176,11 +190,15 @@ class Runner:
                 self.heartbeat.stopped(conn)
             return done
         finally:
-            if self.active:
-                log.info("no longer active for %s", ", ".join(self.lease.slots))
-            self.active = False
-            self.lease.release()
-            conn.close()
+            try:
+                if self.active and self.settle:
+                    self.settle()
+            finally:
+                if self.active:
+                    log.info("no longer active for %s", ", ".join(self.lease.slots))
+                self.active = False
+                self.lease.release()
+                conn.close()
 
     def _lead(self, conn: psycopg.Connection[Any]) -> bool:
         """Hold the slots' lease, standing by while another runner holds it (False: stopped)."""

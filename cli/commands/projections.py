@@ -237,7 +237,9 @@ def projections_rebuild(
     per_projection: Annotated[
         bool,
         typer.Option(
-            "--per-projection", help="One process per projection, in parallel (uses more cores)."
+            "--per-projection",
+            help="One applier process per projection, in parallel (uses more cores), fed by"
+            " this process, which reads the log once, verifies and swaps.",
         ),
     ] = False,
     yes: YesOpt = False,
@@ -254,10 +256,8 @@ def projections_rebuild(
             fail(f"--pause-timeout must be more than 0 seconds, not {pause_timeout:g}")
         names = [name] if name else list(PROJECTION_NAMES)
         confirm(obj, f"Rebuild {', '.join(names)} from the start of the log?", yes)
-        if per_projection and len(names) > 1:
-            report = rebuild_in_processes(names, discard, pause_timeout)
-        else:
-            report = rebuild_with_progress(obj, names, discard, pause_timeout)
+        fanned = per_projection and len(names) > 1
+        report = rebuild_with_progress(obj, names, discard, pause_timeout, per_projection=fanned)
         doc = {
             "projections": report.projections,
             "events": report.events,
@@ -278,47 +278,13 @@ def projections_rebuild(
             )
 
 
-def rebuild_in_processes(
-    names: list[str], discard: bool, pause_timeout: float | None
-) -> RebuildReport:
-    """`projections rebuild NAME` in one process per projection, at once; their reports joined
-    (events: the most any one read; seconds: the wall time of them all)."""
-    import json
-    import subprocess
-    import time
-
-    from projections.rebuild import RebuildReport
-
-    args = [sys.executable, "-m", "cli.main", "projections", "rebuild", "--yes", "--json"]
-    args += ["--discard"] if discard else []
-    args += ["--pause-timeout", str(pause_timeout)] if pause_timeout else []
-    started = time.monotonic()
-    children = {
-        name: subprocess.Popen(
-            [*args, name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for name in names
-    }
-    outputs = {name: child.communicate() for name, child in children.items()}
-    report = RebuildReport(names, seconds=time.monotonic() - started)
-    failed = []
-    for name, (out, err) in outputs.items():
-        if children[name].returncode:
-            last = (err.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
-            failed.append(f"{name} (exit {children[name].returncode}): {last}")
-            continue
-        doc = json.loads(out)
-        report.events = max(report.events, int(doc["events"]))
-        report.swapped_at = max(report.swapped_at, int(doc["swapped_at"]))
-        report.resumed = report.resumed or bool(doc["resumed"])
-        report.differences.update(doc["differences_from_live"])
-    if failed:
-        fail(f"the rebuild of {'; '.join(failed)}", ExitCode.CHECK_FAILED)
-    return report
-
-
 def rebuild_with_progress(
-    obj: Context, names: list[str], discard: bool, pause_timeout: float | None = None
+    obj: Context,
+    names: list[str],
+    discard: bool,
+    pause_timeout: float | None = None,
+    *,
+    per_projection: bool = False,
 ) -> RebuildReport:
     """Rebuild the named projections blue/green, with a progress bar on a terminal."""
     import time
@@ -370,6 +336,7 @@ def rebuild_with_progress(
             on_progress=progress,
             pause_timeout=bound,
             on_pause=paused,
+            per_projection=per_projection,
         )
     if not show:
         obj.output.note(f"rebuild: {report.events} events at {report.events_per_s:,.0f}/s")
