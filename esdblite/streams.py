@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -66,6 +68,104 @@ class PendingBatch:
 
 class _Resigned(Exception):
     """The node resigned while a BatchAppend call was open."""
+
+
+def batch_answer(
+    resp: streams_pb2.BatchAppendResp,
+    expected: int,
+    future: concurrent.futures.Future[WriteResult],
+) -> streams_pb2.BatchAppendResp:
+    """Fill a batch's answer from its settled write: success, or the in-band refusal."""
+    try:
+        result = future.result(timeout=0)
+    except WrongExpectedVersion as exc:
+        return batch_error(
+            resp,
+            grpc.StatusCode.ALREADY_EXISTS,
+            "WrongExpectedVersion",
+            batch_wrong_expected_version(exc.current, expected),
+        )
+    except StreamDeleted:
+        return batch_error(
+            resp,
+            grpc.StatusCode.NOT_FOUND,
+            "StreamDeleted",
+            shared_pb2.StreamDeleted(stream_identifier=resp.stream_identifier),
+        )
+    except DeadlineExpired:
+        return batch_error(resp, grpc.StatusCode.DEADLINE_EXCEEDED, "Timeout", shared_pb2.Timeout())
+    except StoreFailure:
+        return batch_error(resp, grpc.StatusCode.UNKNOWN, "Unknown", shared_pb2.Unknown())
+    return batch_success(resp, result)
+
+
+class _InFlight:
+    """The writes of one BatchAppend call not yet answered. Each answer is queued by its
+    future's callback on the loop's thread (the store's writer settles a whole group there
+    with one wake-up of the loop); a future settled on another thread is handed over."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        answers: asyncio.Queue[streams_pb2.BatchAppendResp | None],
+    ) -> None:
+        self.loop = loop
+        self.thread = threading.get_ident()
+        self.answers = answers
+        self.futures: set[concurrent.futures.Future[WriteResult]] = set()
+        self.waiter: asyncio.Future[None] | None = None
+        self.limit = 0
+
+    def __len__(self) -> int:
+        return len(self.futures)
+
+    def submit(
+        self,
+        future: concurrent.futures.Future[WriteResult],
+        resp: streams_pb2.BatchAppendResp,
+        expected: int,
+    ) -> None:
+        """Answer `resp` once the write's future is settled."""
+
+        def settled(done: concurrent.futures.Future[WriteResult]) -> None:
+            if threading.get_ident() == self.thread:
+                self.answer(done, resp, expected)
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                    self.loop.call_soon_threadsafe(self.answer, done, resp, expected)
+
+        self.futures.add(future)
+        future.add_done_callback(settled)
+
+    def answer(
+        self,
+        future: concurrent.futures.Future[WriteResult],
+        resp: streams_pb2.BatchAppendResp,
+        expected: int,
+    ) -> None:
+        """Queue the answer of a settled write (on the loop's thread)."""
+        self.futures.discard(future)
+        if not future.cancelled():
+            self.answers.put_nowait(batch_answer(resp, expected, future))
+        waiter = self.waiter
+        if waiter is not None and len(self.futures) < self.limit and not waiter.done():
+            waiter.set_result(None)
+
+    async def below(self, limit: int) -> None:
+        """Wait until fewer than `limit` writes are unanswered."""
+        while len(self.futures) >= limit:
+            self.limit = limit
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+
+    def cancel(self) -> None:
+        """The call is over: its unanswered writes will not be answered."""
+        for future in list(self.futures):
+            future.cancel()
+        self.futures.clear()
 
 
 class StreamsService(streams_pb2_grpc.StreamsServicer):
@@ -237,11 +337,10 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
         answers: asyncio.Queue[streams_pb2.BatchAppendResp | None],
     ) -> None:
         batches: dict[bytes, PendingBatch] = {}
-        committing: set[asyncio.Task[None]] = set()
-
-        async def commit(batch: PendingBatch) -> None:
-            answers.put_nowait(await self._commit_batch(batch, context))
-
+        # Each final batch goes to the store as it arrives, so appends reach the writer in the
+        # order the client sent them; its answer is queued from the future's callback, with no
+        # task or loop future of its own.
+        in_flight = _InFlight(asyncio.get_running_loop(), answers)
         try:
             async for req in request_iterator:
                 key = req.correlation_id.SerializeToString()
@@ -259,18 +358,16 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
                     del batches[key]
                     if self.leadership is not None and self.leadership.resigned(context):
                         raise _Resigned
-                    # Tasks start in the order they are made, so appends reach the writer in
-                    # the order the client sent them.
-                    task = asyncio.create_task(commit(batch))
-                    committing.add(task)
-                    task.add_done_callback(committing.discard)
-                    if len(committing) >= MAX_BATCHES_IN_FLIGHT:
-                        await asyncio.wait(committing, return_when=asyncio.FIRST_COMPLETED)
-            if committing:
-                await asyncio.gather(*committing)
+                    resp, request = self._batch_request(batch)
+                    if request is None:
+                        answers.put_nowait(resp)
+                        continue
+                    in_flight.submit(self.store.write(request), resp, request.expected)
+                    if len(in_flight) >= MAX_BATCHES_IN_FLIGHT:
+                        await in_flight.below(MAX_BATCHES_IN_FLIGHT)
+            await in_flight.below(1)
         finally:
-            for task in committing:
-                task.cancel()
+            in_flight.cancel()
             answers.put_nowait(None)
 
     @staticmethod
@@ -312,9 +409,10 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
                 return
             batch.events.append(event)
 
-    async def _commit_batch(
-        self, batch: PendingBatch, context: grpc.aio.ServicerContext
-    ) -> streams_pb2.BatchAppendResp:
+    def _batch_request(
+        self, batch: PendingBatch
+    ) -> tuple[streams_pb2.BatchAppendResp, WriteRequest | None]:
+        """A final batch's answer so far and its write; no write when the answer is a refusal."""
         resp = streams_pb2.BatchAppendResp(correlation_id=batch.correlation_id)
         options = batch.options
         if options is not None:
@@ -325,15 +423,17 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
                 INVALID,
                 "Maximum Append Size Exceeded",
                 shared_pb2.MaximumAppendSizeExceeded(maxAppendSize=self.max_append_size),
-            )
+            ), None
         if batch.error is not None:
             return batch_error(
                 resp, INVALID, batch.error, shared_pb2.BadRequest(message=batch.error)
-            )
+            ), None
         assert options is not None  # a batch without options carries an error
         name = options.stream_identifier.stream_name.decode("utf-8", "replace")
         if not name:
-            return batch_error(resp, INVALID, EMPTY_NAME, shared_pb2.BadRequest(message=EMPTY_NAME))
+            return batch_error(
+                resp, INVALID, EMPTY_NAME, shared_pb2.BadRequest(message=EMPTY_NAME)
+            ), None
         which = options.WhichOneof("expected_stream_position")
         expected = expected_revision(which, options.stream_position)
         if which == "stream_position":
@@ -344,32 +444,8 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
         if deadline is not None and time.monotonic() >= deadline:
             return batch_error(
                 resp, grpc.StatusCode.DEADLINE_EXCEEDED, "Timeout", shared_pb2.Timeout()
-            )
-        try:
-            result = await self._write(
-                WriteRequest("append", name, expected, batch.events, deadline)
-            )
-        except WrongExpectedVersion as exc:
-            return batch_error(
-                resp,
-                grpc.StatusCode.ALREADY_EXISTS,
-                "WrongExpectedVersion",
-                batch_wrong_expected_version(exc.current, expected),
-            )
-        except StreamDeleted:
-            return batch_error(
-                resp,
-                grpc.StatusCode.NOT_FOUND,
-                "StreamDeleted",
-                shared_pb2.StreamDeleted(stream_identifier=options.stream_identifier),
-            )
-        except DeadlineExpired:
-            return batch_error(
-                resp, grpc.StatusCode.DEADLINE_EXCEEDED, "Timeout", shared_pb2.Timeout()
-            )
-        except StoreFailure:
-            return batch_error(resp, grpc.StatusCode.UNKNOWN, "Unknown", shared_pb2.Unknown())
-        return batch_success(resp, result)
+            ), None
+        return resp, WriteRequest("append", name, expected, batch.events, deadline)
 
     async def Delete(
         self, request: streams_pb2.DeleteReq, context: grpc.aio.ServicerContext
