@@ -362,6 +362,7 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
                     if request is None:
                         answers.put_nowait(resp)
                         continue
+                    request.loop = in_flight.loop  # settled on this loop, one wake-up per group
                     in_flight.submit(self.store.write(request), resp, request.expected)
                     if len(in_flight) >= MAX_BATCHES_IN_FLIGHT:
                         await in_flight.below(MAX_BATCHES_IN_FLIGHT)

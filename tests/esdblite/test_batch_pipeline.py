@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import threading
 import uuid
@@ -21,7 +22,7 @@ from esdbclient.protos.Grpc import shared_pb2, streams_pb2, streams_pb2_grpc
 from google.protobuf import empty_pb2
 
 from esdblite.streams import StreamsService
-from esdblite.writer import WriteRequest, WriteResult
+from esdblite.writer import StreamDeleted, WriteRequest, WriteResult, WrongExpectedVersion
 from tests.esdblite.support import grpc_target, unique
 
 JSON = {"type": "Raw", "content-type": "application/json"}
@@ -48,10 +49,12 @@ class HeldStore:
 
     def __init__(self) -> None:
         self.writes: dict[str, concurrent.futures.Future[WriteResult]] = {}
+        self.requests: list[WriteRequest] = []
 
     def write(self, request: WriteRequest) -> concurrent.futures.Future[WriteResult]:
         future: concurrent.futures.Future[WriteResult] = concurrent.futures.Future()
         self.writes[request.stream] = future
+        self.requests.append(request)
         return future
 
 
@@ -148,3 +151,62 @@ def test_an_append_made_durable_on_another_thread_is_answered() -> None:
         return str(answer.correlation_id.string)
 
     assert asyncio.run(scenario()) == "c-elsewhere"
+
+
+def test_appends_held_by_the_store_together_keep_their_own_answers_and_order() -> None:
+    async def scenario() -> tuple[list[WriteRequest], dict[str, streams_pb2.BatchAppendResp]]:
+        # given three appends sent on one call, all held by the store at once
+        store = HeldStore()
+        service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        answers = service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+        for name in ("ok", "conflict", "gone"):
+            inbox.put_nowait(request(name, f"c-{name}"))
+        first = asyncio.ensure_future(anext(answers))
+        await wait_until(lambda: len(store.requests) == 3)
+        # when the store settles them in another order: a refusal, a deleted stream, a success
+        store.writes["conflict"].set_exception(WrongExpectedVersion(4))
+        store.writes["gone"].set_exception(StreamDeleted())
+        store.writes["ok"].set_result(WriteResult(revision=0, position=30))
+        got = [await first, await anext(answers), await anext(answers)]
+        inbox.put_nowait(None)
+        with pytest.raises(StopAsyncIteration):
+            await anext(answers)
+        assert all(r.loop is asyncio.get_running_loop() for r in store.requests)
+        return store.requests, {a.correlation_id.string: a for a in got}
+
+    requests, by_id = asyncio.run(scenario())
+    # then they reached the store in the order sent, each to be settled on the call's loop
+    # (one wake-up of the loop per group commit)
+    assert [r.stream for r in requests] == ["ok", "conflict", "gone"]
+    # and each answer carries its own outcome
+    assert by_id["c-ok"].success.position.commit_position == 30
+    assert by_id["c-ok"].stream_identifier.stream_name == b"ok"
+    conflict = shared_pb2.WrongExpectedVersion()
+    assert by_id["c-conflict"].error.details.Unpack(conflict)
+    assert conflict.current_stream_revision == 4
+    assert conflict.HasField("expected_any")
+    deleted = shared_pb2.StreamDeleted()
+    assert by_id["c-gone"].error.details.Unpack(deleted)
+    assert deleted.stream_identifier.stream_name == b"gone"
+
+
+def test_appends_unanswered_when_the_call_ends_are_given_up() -> None:
+    async def scenario() -> list[concurrent.futures.Future[WriteResult]]:
+        # given an append the store still holds
+        store = HeldStore()
+        service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        answers = service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+        inbox.put_nowait(request("held", "c-held"))
+        pending = asyncio.ensure_future(anext(answers))
+        await wait_until(lambda: "held" in store.writes)
+        # when the call ends (the client went away)
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+        await wait_until(lambda: store.writes["held"].done())
+        return list(store.writes.values())
+
+    # then its write is cancelled: the writer will not answer a call that is gone
+    assert all(future.cancelled() for future in asyncio.run(scenario()))
