@@ -112,6 +112,9 @@ class Index:
         # up with a busy writer would otherwise let the WAL grow without bound.
         self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         self.db.executescript(SCHEMA)
+        # Rows of the open group not yet given to SQLite: inserted with one statement per
+        # group, and before anything reads the index, so reads still see them.
+        self._staged: list[Record] = []
 
     def recover(self, event_log: EventLog) -> int:
         """Index the log's unindexed tail (from its last indexed transaction); the last position."""
@@ -145,10 +148,12 @@ class Index:
 
     def commit(self) -> None:
         """Commit the group's rows (after the log is durable)."""
+        self.flush()
         self.db.execute("COMMIT")
 
     def rollback(self) -> None:
         """Drop the group's rows, if its transaction is still open."""
+        self._staged.clear()
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
@@ -172,6 +177,17 @@ class Index:
             ],
         )
 
+    def stage(self, records: Sequence[Record]) -> None:
+        """Index records in the open transaction: with the group's other rows, at the latest
+        when the index is next read or committed."""
+        self._staged.extend(records)
+
+    def flush(self) -> None:
+        """Insert the staged rows (inside the open transaction)."""
+        if self._staged:
+            staged, self._staged = self._staged, []
+            self.insert(staged)
+
     def insert_scavenged(self, positions: Sequence[int]) -> None:
         """Remember the positions of scavenged records (inside the open transaction)."""
         self.db.executemany(
@@ -180,10 +196,12 @@ class Index:
 
     def stream_state(self, stream: str) -> StreamState:
         """A stream's state, rows of the open transaction included."""
+        self.flush()
         return stream_state(self.db, stream)
 
     def revision_of_id(self, stream: str, event_id: bytes) -> int | None:
         """The revision of an event of the stream with this id (tombstones aside), or None."""
+        self.flush()
         row = self.db.execute(
             "SELECT revision FROM events WHERE stream = ? AND event_id = ? AND revision < ?",
             (stream, event_id, DELETED),
@@ -193,6 +211,7 @@ class Index:
 
     def id_at_revision(self, stream: str, revision: int) -> bytes | None:
         """The id of the stream's event at a revision, or None."""
+        self.flush()
         row = self.db.execute(
             "SELECT event_id FROM events WHERE stream = ? AND revision = ?", (stream, revision)
         ).fetchone()
@@ -201,6 +220,7 @@ class Index:
 
     def position_of(self, stream: str, revision: int) -> int:
         """The position of the stream's event at a revision, 0 when there is none."""
+        self.flush()
         row = self.db.execute(
             "SELECT position FROM events WHERE stream = ? AND revision = ?", (stream, revision)
         ).fetchone()

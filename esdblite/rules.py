@@ -31,6 +31,16 @@ class StreamState:
         """The revision clients see in wrong-expected-version answers."""
         return DELETED if self.tombstoned else self.last_revision
 
+    def advanced(self, last_revision: int) -> StreamState:
+        """The state after appending up to `last_revision` (dataclasses.replace, made cheap)."""
+        return StreamState(
+            last_revision,
+            self.tombstoned,
+            self.truncate_before,
+            self.metadata,
+            self.metadata_exists,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Ok:

@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from esdblite import rules
 from esdblite.index import Index, metastream_target
@@ -171,13 +171,16 @@ class Writer:
                     results.append(exc)
                     continue
                 if records:
-                    self.index.insert(records)
+                    self.index.stage(records)
                     frames.extend(
                         encode(r, end_of_transaction=i == len(records) - 1)
                         for i, r in enumerate(records)
                     )
                     client_batches += req.client
                 results.append(result)
+            # The group's rows reach SQLite before its log write, so a refused row (a broken
+            # index) fails the group before anything of it is in the log.
+            self.index.flush()
             if frames:
                 armed = self.crash.armed(client_batches)
                 blob = b"".join(frames)
@@ -250,7 +253,7 @@ class Writer:
             plain = all(r.stream == stream for r in records) and not stream.startswith("$$")
             state = self._states.get(stream)
             if plain and req.kind == "append" and state is not None:
-                self._states[stream] = replace(state, last_revision=records[-1].revision)
+                self._states[stream] = state.advanced(records[-1].revision)
             else:
                 target = metastream_target(stream)
                 self._forget(stream, "$$" + stream, *([target] if target else []))

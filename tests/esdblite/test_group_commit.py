@@ -6,13 +6,24 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from esdblite import store as store_module
-from esdblite.rules import NO_STREAM
+from esdblite.index import Index
+from esdblite.log import EventLog
+from esdblite.rules import ANY, NO_STREAM
 from esdblite.store import Store
-from esdblite.writer import ProposedEvent, WriteRequest, WriteResult, settle
+from esdblite.writer import (
+    ProposedEvent,
+    StoreFailure,
+    Writer,
+    WriteRequest,
+    WriteResult,
+    settle,
+)
 from tests.support.waiting import wait_until
 
 # Long enough that a writer which waited for it could never answer within ANSWER_TIMEOUT.
@@ -113,3 +124,64 @@ def test_answers_for_a_closed_loop_are_settled_at_once_and_given_up_ones_are_ski
     # then the first is answered without its loop, the second left as its caller left it
     assert orphan.future.result(timeout=0) == WriteResult(0, 10)
     assert given_up.future.cancelled()
+
+
+class RecordingLog(EventLog):
+    """A real event log that also remembers every write it was given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, fsync=False)
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.writes.append(data)
+        return super().write(data)
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[Writer]:
+    """A writer on a fresh log and index, driven synchronously by the test."""
+    w = Writer(RecordingLog(tmp_path / "events.log"), Index(tmp_path / "index.sqlite"), print)
+    try:
+        yield w
+    finally:
+        w.index.close()
+        w.log.close()
+
+
+def append_to(stream: str, expected: int, *event_ids: bytes) -> WriteRequest:
+    events = [ProposedEvent(i, "MoneyDeposited", True, b"", b"{}") for i in event_ids]
+    return WriteRequest("append", stream, expected, events)
+
+
+def test_a_retry_in_the_same_group_is_answered_as_the_first_write(writer: Writer) -> None:
+    # given a group holding a write and its retry (same event ids) on a new stream
+    ids = (uuid.uuid4().bytes, uuid.uuid4().bytes)
+    first, retry = append_to("retried", ANY, *ids), append_to("retried", ANY, *ids)
+    # when the writer commits the group
+    writer.commit([first, retry])
+    # then the retry sees the first write's rows: it is answered as it, and nothing is doubled
+    assert retry.future.result(timeout=0) == first.future.result(timeout=0)
+    rows = writer.index.db.execute("SELECT revision FROM events WHERE stream = 'retried'")
+    assert sorted(revision for (revision,) in rows) == [0, 1]
+
+
+def test_a_group_whose_rows_the_index_refuses_writes_nothing_to_the_log(writer: Writer) -> None:
+    # given an index that refuses the rows of one stream
+    writer.index.db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.stream = 'refused' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    end = writer.log.end
+    group = [
+        append_to("accepted", NO_STREAM, uuid.uuid4().bytes),
+        append_to("refused", ANY, uuid.uuid4().bytes),
+    ]
+    # when the writer commits a group holding them and another write
+    writer.commit(group)
+    # then the whole group fails before anything of it reaches the log
+    for request in group:
+        assert isinstance(request.future.exception(timeout=0), StoreFailure)
+    assert isinstance(writer.log, RecordingLog)
+    assert writer.log.writes == []
+    assert writer.log.end == end
