@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from esdblite.app import MIB, Config, StartupError, TlsFiles, backup, serve
+from esdblite.app import MIB, Config, StartupError, TlsFiles, backup, event_loop_factory, serve
 from esdblite.auth import ADMIN
 
 PASSWORD_ENV = "ESDBLITE_DEFAULT_ADMIN_PASSWORD"
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             tls=tls,
             users=users,
         )
-        asyncio.run(serve(config))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(config))
         return 0
     except StartupError as exc:
         print(f"esdblite: {exc}", file=sys.stderr)
