@@ -21,7 +21,6 @@ RecordedEvent = ReadResp.ReadEvent.RecordedEvent
 UINT64_MAX = 2**64 - 1
 JSON = "application/json"
 OCTET = "application/octet-stream"
-REQUIRED_METADATA = ("type", "content-type")
 
 
 def expected_revision(which: str | None, revision: int) -> int:
@@ -39,7 +38,18 @@ def uuid_bytes(msg: shared_pb2.UUID) -> bytes:
         hi = msg.structured.most_significant_bits & (2**64 - 1)
         lo = msg.structured.least_significant_bits & (2**64 - 1)
         return ((hi << 64) | lo).to_bytes(16, "big")
-    return uuid.UUID(msg.string).bytes
+    text = msg.string
+    # The canonical form (what clients send) without uuid.UUID's object; 16 bytes from 32
+    # characters means 32 hex digits, which uuid.UUID reads the same way. Anything else (other
+    # forms, bad ids) goes through uuid.UUID.
+    if len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-":
+        try:
+            raw = bytes.fromhex(text.replace("-", ""))
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:
+            return raw
+    return uuid.UUID(text).bytes
 
 
 def uuid_message(raw: bytes, structured: bool) -> shared_pb2.UUID:
@@ -61,16 +71,14 @@ def proposed_event(
 ) -> tuple[ProposedEvent | None, str | None]:
     """The proposed event, or the name of its missing metadata key; ValueError for a bad id."""
     meta = msg.metadata
-    for key in REQUIRED_METADATA:
-        if key not in meta:
-            return None, key
+    type_ = meta.get("type")
+    if type_ is None:
+        return None, "type"
+    content_type = meta.get("content-type")
+    if content_type is None:
+        return None, "content-type"
     event_id = uuid_bytes(msg.id)
-    return (
-        ProposedEvent(
-            event_id, meta["type"], meta["content-type"] == JSON, msg.custom_metadata, msg.data
-        ),
-        None,
-    )
+    return ProposedEvent(event_id, type_, content_type == JSON, msg.custom_metadata, msg.data), None
 
 
 def event_message(row: Row, structured: bool = False) -> streams_pb2.ReadResp:
