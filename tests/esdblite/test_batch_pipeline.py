@@ -21,6 +21,7 @@ from esdbclient import EventStoreDBClient
 from esdbclient.protos.Grpc import shared_pb2, streams_pb2, streams_pb2_grpc
 from google.protobuf import empty_pb2
 
+from esdblite import streams
 from esdblite.streams import StreamsService
 from esdblite.writer import StreamDeleted, WriteRequest, WriteResult, WrongExpectedVersion
 from tests.esdblite.support import grpc_target, unique
@@ -210,3 +211,37 @@ def test_appends_unanswered_when_the_call_ends_are_given_up() -> None:
 
     # then its write is cancelled: the writer will not answer a call that is gone
     assert all(future.cancelled() for future in asyncio.run(scenario()))
+
+
+def test_a_call_reads_no_further_while_too_many_of_its_appends_are_unanswered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def scenario() -> tuple[int, int]:
+        # given a call allowed two unanswered appends, and three sent
+        monkeypatch.setattr(streams, "MAX_BATCHES_IN_FLIGHT", 2)
+        store = HeldStore()
+        service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        answers = service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+        for name in ("first", "second", "third"):
+            inbox.put_nowait(request(name, f"c-{name}"))
+        first = asyncio.ensure_future(anext(answers))
+        await wait_until(lambda: len(store.requests) == 2)
+        for _ in range(100):  # the call gets every chance to read on
+            await asyncio.sleep(0)
+        held = len(store.requests)
+        # when one of them is answered
+        store.writes["first"].set_result(WriteResult(revision=0, position=10))
+        await first
+        # then the call reads the third
+        await wait_until(lambda: len(store.requests) == 3)
+        store.writes["second"].set_result(WriteResult(revision=0, position=20))
+        store.writes["third"].set_result(WriteResult(revision=0, position=30))
+        await anext(answers)
+        await anext(answers)
+        inbox.put_nowait(None)
+        with pytest.raises(StopAsyncIteration):
+            await anext(answers)
+        return held, len(store.requests)
+
+    assert asyncio.run(scenario()) == (2, 3)
