@@ -154,13 +154,18 @@ def test_an_append_made_durable_on_another_thread_is_answered() -> None:
     assert asyncio.run(scenario()) == "c-elsewhere"
 
 
+def open_call() -> tuple[HeldStore, asyncio.Queue[Any], AsyncIterator[streams_pb2.BatchAppendResp]]:
+    """A BatchAppend call on a held store: the store, the client's outbox, the answers."""
+    store = HeldStore()
+    service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+    return store, inbox, service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+
+
 def test_appends_held_by_the_store_together_keep_their_own_answers_and_order() -> None:
     async def scenario() -> tuple[list[WriteRequest], dict[str, streams_pb2.BatchAppendResp]]:
         # given three appends sent on one call, all held by the store at once
-        store = HeldStore()
-        service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
-        inbox: asyncio.Queue[Any] = asyncio.Queue()
-        answers = service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+        store, inbox, answers = open_call()
         for name in ("ok", "conflict", "gone"):
             inbox.put_nowait(request(name, f"c-{name}"))
         first = asyncio.ensure_future(anext(answers))
@@ -195,10 +200,7 @@ def test_appends_held_by_the_store_together_keep_their_own_answers_and_order() -
 def test_appends_unanswered_when_the_call_ends_are_given_up() -> None:
     async def scenario() -> list[concurrent.futures.Future[WriteResult]]:
         # given an append the store still holds
-        store = HeldStore()
-        service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
-        inbox: asyncio.Queue[Any] = asyncio.Queue()
-        answers = service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+        store, inbox, answers = open_call()
         inbox.put_nowait(request("held", "c-held"))
         pending = asyncio.ensure_future(anext(answers))
         await wait_until(lambda: "held" in store.writes)
@@ -219,10 +221,7 @@ def test_a_call_reads_no_further_while_too_many_of_its_appends_are_unanswered(
     async def scenario() -> tuple[int, int]:
         # given a call allowed two unanswered appends, and three sent
         monkeypatch.setattr(streams, "MAX_BATCHES_IN_FLIGHT", 2)
-        store = HeldStore()
-        service = StreamsService(store, None, max_append_size=1 << 20)  # type: ignore[arg-type]
-        inbox: asyncio.Queue[Any] = asyncio.Queue()
-        answers = service.BatchAppend(requests_from(inbox), Context())  # type: ignore[arg-type]
+        store, inbox, answers = open_call()
         for name in ("first", "second", "third"):
             inbox.put_nowait(request(name, f"c-{name}"))
         first = asyncio.ensure_future(anext(answers))
