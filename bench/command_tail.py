@@ -51,19 +51,24 @@ class GcPauses:
 
 def serve(argv: list[str]) -> int:
     """esdblite's `serve` with its commit path timed (wall clock at the end, duration)."""
-    from esdblite import server, store
+    from esdblite import store, streams
     from esdblite.__main__ import main
 
     commits: list[tuple[float, float]] = []
     groups: list[float] = []
-    commit_batch = server.StreamsService._commit_batch
+    submitted: dict[int, float] = {}
+    submit, answer = streams._InFlight.submit, streams._InFlight.answer
     commit_group = store.Store._commit_group
 
-    async def timed_commit_batch(self: Any, batch: Any, context: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return await commit_batch(self, batch, context)
-        finally:
+    # A batch's commit: from its hand-over to the store to its answer being queued.
+    def timed_submit(self: Any, future: Any, resp: Any, expected: int) -> None:
+        submitted[id(future)] = time.perf_counter()
+        submit(self, future, resp, expected)
+
+    def timed_answer(self: Any, future: Any, resp: Any, expected: int) -> None:
+        answer(self, future, resp, expected)
+        began = submitted.pop(id(future), None)
+        if began is not None:
             commits.append((time.time(), time.perf_counter() - began))
 
     def timed_commit_group(self: Any, group: Any) -> None:
@@ -76,7 +81,8 @@ def serve(argv: list[str]) -> int:
     out = Path(os.environ["BENCH_COMMIT_TIMES"])
     atexit.register(lambda: out.write_text(json.dumps({"commits": commits, "groups": groups})))
     with (
-        patch.object(server.StreamsService, "_commit_batch", timed_commit_batch),
+        patch.object(streams._InFlight, "submit", timed_submit),
+        patch.object(streams._InFlight, "answer", timed_answer),
         patch.object(store.Store, "_commit_group", timed_commit_group),
     ):
         return main(["serve", *argv])
