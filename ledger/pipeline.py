@@ -9,13 +9,13 @@ id; the server answers each once it is durable, in any order (esdb-protocol §8.
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
+import itertools
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import grpc
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
@@ -40,13 +40,45 @@ RETRY_DELAY = 0.1
 ATTEMPTS = 4
 # How long close() waits for the answers still due before it cancels the call.
 CLOSE_GRACE = 5.0
+_UUID_BITS = (1 << 128) - 1
 
 
-@dataclass
 class _Pending:
-    stream_name: str
-    current_version: int | StreamState
-    future: concurrent.futures.Future[int] = field(default_factory=concurrent.futures.Future)
+    """One append's answer slot: set once (by the reader, or by the sweep of a call that
+    ended), awaited by its caller. A lock held from birth and released by the answer is one
+    wake-up of the waiting caller; a Future's Condition costs it several lock hand-offs."""
+
+    __slots__ = ("_answered", "_error", "_position", "current_version", "stream_name")
+
+    def __init__(self, stream_name: str, current_version: int | StreamState) -> None:
+        self.stream_name = stream_name
+        self.current_version = current_version
+        self._answered = threading.Lock()
+        self._answered.acquire()
+        self._position = 0
+        self._error: BaseException | None = None
+
+    def set_result(self, position: int) -> None:
+        self._position = position
+        self._answer()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._answer()
+
+    def _answer(self) -> None:
+        # A caller that gave up (its deadline) may be answered late; only the first counts.
+        with contextlib.suppress(RuntimeError):
+            self._answered.release()
+
+    def result(self, timeout: float | None) -> int:
+        """The commit position; the append's error raised; TimeoutError after `timeout` s."""
+        if not self._answered.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError
+        self._answered.release()  # answered for good: a later look finds it so at once
+        if self._error is not None:
+            raise self._error
+        return self._position
 
 
 class _Call:
@@ -104,7 +136,7 @@ class _Call:
             left, self.pending = list(self.pending.values()), {}
         self.outbox.put(None)  # lets gRPC's request thread end, should it still wait for one
         for pending in left:
-            pending.future.set_exception(failure)
+            pending.set_exception(failure)
 
     def close(self, grace: float) -> None:
         """Half-close, wait for the answers still due (at most `grace`), then end the call."""
@@ -121,11 +153,11 @@ def _settle(pending: _Pending, response: streams_pb2.BatchAppendResp) -> None:
             response, pending.stream_name, pending.current_version
         )
     except EventStoreDBClientException as exc:  # the client's mapping: WrongCurrentVersion, ...
-        pending.future.set_exception(exc)
+        pending.set_exception(exc)
     except Exception as exc:  # an answer the client cannot read: as a failed call, retried
-        pending.future.set_exception(GrpcError(f"an unreadable BatchAppend answer: {exc!r}"))
+        pending.set_exception(GrpcError(f"an unreadable BatchAppend answer: {exc!r}"))
     else:
-        pending.future.set_result(position)
+        pending.set_result(position)
 
 
 class BatchAppendPipeline:
@@ -136,6 +168,10 @@ class BatchAppendPipeline:
         self._lock = threading.Lock()
         self._call: _Call | None = None
         self._closed = False
+        # A correlation id only has to tell this call's appends apart: a counter from a random
+        # start, so that an append costs no system call (uuid4 reads the kernel's randomness
+        # and lets go of the GIL for it, a thread switch in a process of busy callers).
+        self._correlation_ids = itertools.count(uuid.uuid4().int)
 
     def append(
         self,
@@ -171,7 +207,7 @@ class BatchAppendPipeline:
         events: Sequence[NewEvent],
         timeout: float | None,
     ) -> int:
-        correlation_id = uuid.uuid4()
+        correlation_id = uuid.UUID(int=next(self._correlation_ids) & _UUID_BITS)
         request = BaseStreamsService._construct_batch_append_req(
             stream_name, current_version, events, correlation_id, timeout
         )
@@ -180,12 +216,12 @@ class BatchAppendPipeline:
         if not call.submit(request, pending):
             call = self._open_call(replacing=call)
             if not call.submit(request, pending):
-                pending.future.set_exception(
+                pending.set_exception(
                     call.failure or ServiceUnavailable("the BatchAppend call ended")
                 )
         try:
-            return pending.future.result(timeout)
-        except concurrent.futures.TimeoutError:
+            return pending.result(timeout)
+        except TimeoutError:
             call.forget(request.correlation_id.string)
             raise DeadlineExceeded(
                 f"no answer to an append to {stream_name!r} in {timeout}s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,13 @@ class TransferOutcome:
     commit_position: int  # of its latest posting on an account (0: none)
 
 
+def _trace_id() -> str:
+    """A fresh correlation or causation id: random, from Python's generator (re-seeded in a
+    forked child) rather than uuid4's system call, which lets go of the GIL on every command of
+    a busy process. Never a transaction id: those are idempotency keys (`new_transaction_id`)."""
+    return uuid.UUID(int=random.getrandbits(128), version=4).hex
+
+
 def new_transaction_id() -> str:
     """A fresh client transaction id, for callers that did not bring one."""
     return "tx-" + uuid.uuid4().hex
@@ -79,8 +87,8 @@ class Ledger:
             # It becomes the causation id too: report a bad one as what it is.
             check_transaction_id(fields["transaction_id"])
         meta = {
-            "correlation_id": correlation_id or uuid.uuid4().hex,
-            "causation_id": fields.get("transaction_id") or uuid.uuid4().hex,
+            "correlation_id": correlation_id or _trace_id(),
+            "causation_id": fields.get("transaction_id") or _trace_id(),
             "actor": self.actor,
         }
         command = make_command(command_type, {**fields, "now": self.clock(), "meta": meta})
