@@ -4,74 +4,33 @@ all the same); and how the coordinator rests between full batches (a fake clock)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from ledger.accounts.commands import CommandMeta
-from ledger.accounts.events import AccountEvent, AccountOpened, MoneyDeposited, encode_metadata
-from ledger.transfers.events import TransferRequested, serialise_transfer_event
+from ledger.transfers.events import TransferRequested
 from projections.applier import PROJECTIONS
 from projections.checkpoints import ensure_checkpoints, read_checkpoints
 from projections.fanout import ApplierPool, Pace
-from projections.feed import SHADOW, ProjectedEvent, transfer_key
+from projections.feed import SHADOW
 from projections.lease import Lease
-
-AT = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
-META = CommandMeta(correlation_id="c", causation_id="c", actor="test:fanout")
-
-
-def account_event(event: AccountEvent, revision: int, position: int) -> ProjectedEvent:
-    """An account event as the subscription delivers it."""
-    return ProjectedEvent(
-        event.account_id,
-        revision,
-        position,
-        uuid.uuid4(),
-        event.type,
-        event.model_dump_json().encode(),
-        encode_metadata(event, META),
-        AT,
-    )
+from tests.support.clock import T0
+from tests.support.feed import Feed
 
 
-def opened(account_id: str) -> AccountOpened:
-    return AccountOpened(
-        account_id=account_id, owner="Ada", currency="EUR", overdraft_limit=0, occurred_at=AT
-    )
-
-
-def deposited(account_id: str, tx: str, amount: int, balance: int) -> MoneyDeposited:
-    return MoneyDeposited(
-        account_id=account_id,
-        transaction_id=tx,
-        amount=amount,
-        currency="EUR",
-        description="pay",
-        balance_after=balance,
-        occurred_at=AT,
-    )
-
-
-def requested(transfer_id: str, position: int) -> ProjectedEvent:
-    """The first event of a transfer's stream, as the subscription delivers it."""
-    event = TransferRequested(
+def requested(transfer_id: str) -> TransferRequested:
+    """The first event of a transfer's stream."""
+    return TransferRequested(
         transfer_id=transfer_id,
-        occurred_at=AT,
+        occurred_at=T0,
         from_account="acc-a",
         to_account="acc-b",
         amount=400,
         currency="EUR",
         description="rent",
-    )
-    kind, data = serialise_transfer_event(event)
-    return ProjectedEvent(
-        transfer_key(transfer_id), 0, position, uuid.uuid4(), kind, data, b"{}", AT
     )
 
 
@@ -115,13 +74,15 @@ def test_a_batch_of_transfer_events_moves_every_checkpoint_and_reaches_the_trans
     pool, lease = pool_of(["balances", "transfers"])
 
     # when a batch holding only a transfer stream's event is sent and committed
-    pool.send([requested("tr-1", 500)], 500, lease)
+    feed = Feed()
+    batch = feed.transfer(requested("tr-1"))
+    pool.send(batch, batch[-1].position, lease)
     pool.drain()
 
     # then both checkpoints moved to its position, and only the transfers table got a row
     assert read_checkpoints(db, ["balances" + SHADOW, "transfers" + SHADOW]) == {
-        "balances" + SHADOW: 500,
-        "transfers" + SHADOW: 500,
+        "balances" + SHADOW: batch[-1].position,
+        "transfers" + SHADOW: batch[-1].position,
     }
     assert [r[0] for r in rows(db, "transfers" + SHADOW)] == ["tr-1"]
     assert rows(db, "account_balances" + SHADOW) == []
@@ -134,12 +95,11 @@ def test_a_batch_mixing_both_kinds_gives_each_child_the_events_its_projection_re
     pool, lease = pool_of(["balances", "transfers"])
 
     # when one batch holds an account's events with a transfer's between them
-    batch = [
-        account_event(opened("acc-a"), 0, 100),
-        requested("tr-2", 200),
-        account_event(deposited("acc-a", "t-1", 700, 700), 1, 300),
-    ]
-    pool.send(batch, 300, lease)
+    feed = Feed()
+    feed.open("acc-a")
+    feed.transfer(requested("tr-2"))
+    feed.deposit("acc-a", "7.00", "t-1")
+    pool.send(feed.events, feed.events[-1].position, lease)
     pool.drain()
 
     # then balances folded both account events (no revision gap) and transfers has its row
@@ -148,7 +108,8 @@ def test_a_batch_mixing_both_kinds_gives_each_child_the_events_its_projection_re
     ).fetchone()
     assert balance == (700, 1)
     assert [r[0] for r in rows(db, "transfers" + SHADOW)] == ["tr-2"]
-    assert set(read_checkpoints(db, ["balances" + SHADOW, "transfers" + SHADOW]).values()) == {300}
+    slots = read_checkpoints(db, ["balances" + SHADOW, "transfers" + SHADOW])
+    assert set(slots.values()) == {feed.events[-1].position}
 
 
 class FakeTime:
@@ -181,13 +142,19 @@ def test_the_coordinator_rests_most_of_a_batch_s_reading_time_after_each_full_ba
     assert time.slept == [0.4, 0.4, 0.4]
 
 
-def test_a_short_batch_means_the_head_is_reached_and_no_rest() -> None:
-    # given a pace that has measured full batches
+def measured(interval: float) -> tuple[FakeTime, Pace]:
+    """A pace for batches of 1000 that has seen two full ones `interval` seconds apart."""
     time = FakeTime()
     pace = Pace(1000, clock=time.clock, sleep=time.sleep)
     pace.batch(1000)
-    time.now += 0.5
+    time.now += interval
     pace.batch(1000)
+    return time, pace
+
+
+def test_a_short_batch_means_the_head_is_reached_and_no_rest() -> None:
+    # given a pace that has measured full batches 0.5 s apart (and rested after the second)
+    time, pace = measured(0.5)
 
     # when a short batch comes (the reader is at the head), then a full one
     time.now += 0.1
@@ -201,11 +168,7 @@ def test_a_short_batch_means_the_head_is_reached_and_no_rest() -> None:
 
 def test_a_rest_longer_than_the_reader_needs_shrinks_back() -> None:
     # given a pace that measured a slow reader (2 s a batch)
-    time = FakeTime()
-    pace = Pace(1000, clock=time.clock, sleep=time.sleep)
-    pace.batch(1000)
-    time.now += 2.0
-    pace.batch(1000)
+    time, pace = measured(2.0)
 
     # when the reader gets fast: the batch is ready the moment the rest ends
     for _ in range(20):
