@@ -1,11 +1,13 @@
 """One applier process per projection, fed by one reader: what `rebuild --per-projection` runs.
 
 The coordinator reads $all once (a Runner whose applier is a `FanOutApplier`) and hands each
-batch, pickled once, to every projection's applier process. Each child writes its projection's
-shadow tables on a PostgreSQL connection of its own, moving its own checkpoint slot, fenced by
-the coordinator's lease (it writes nothing once the coordinator's lock session is gone). A child
-that fails or dies fails the build (`ApplierProcessError`); the coordinator dying ends the
-children (their socket reaches end of file).
+batch, pickled once (transfers' events only for the projection that follows them), to every
+projection's applier process, resting between full batches while its reader reads (`Pace`).
+Each child writes its projection's shadow tables on a PostgreSQL connection of its own, moving
+its own checkpoint slot, fenced by the coordinator's lease (it writes nothing once the
+coordinator's lock session is gone). A child that fails or dies fails the build
+(`ApplierProcessError`); the coordinator dying ends the children (their socket reaches end of
+file).
 
 `python -m projections.fanout NAME FD` is a child; it gets the database URL over the socket, never
 on its command line.
