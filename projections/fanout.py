@@ -1,11 +1,13 @@
 """One applier process per projection, fed by one reader: what `rebuild --per-projection` runs.
 
 The coordinator reads $all once (a Runner whose applier is a `FanOutApplier`) and hands each
-batch, pickled once, to every projection's applier process. Each child writes its projection's
-shadow tables on a PostgreSQL connection of its own, moving its own checkpoint slot, fenced by
-the coordinator's lease (it writes nothing once the coordinator's lock session is gone). A child
-that fails or dies fails the build (`ApplierProcessError`); the coordinator dying ends the
-children (their socket reaches end of file).
+batch, pickled once (transfers' events only for the projection that follows them), to every
+projection's applier process, resting between full batches while its reader reads (`Pace`).
+Each child writes its projection's shadow tables on a PostgreSQL connection of its own, moving
+its own checkpoint slot, fenced by the coordinator's lease (it writes nothing once the
+coordinator's lock session is gone). A child that fails or dies fails the build
+(`ApplierProcessError`); the coordinator dying ends the children (their socket reaches end of
+file).
 
 `python -m projections.fanout NAME FD` is a child; it gets the database URL over the socket, never
 on its command line.
@@ -22,8 +24,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -89,6 +92,7 @@ class _Child:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
+        self.follows_transfers = bool(getattr(PROJECTIONS[name], "follows_transfers", False))
         self.outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=IN_FLIGHT)
         self.acked = -1
         self.failure: str | None = None
@@ -167,7 +171,8 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
 class ApplierPool:
     """One applier process per projection (for their shadow tables), started at once."""
 
-    def __init__(self, database_url: str, names: Sequence[str]) -> None:
+    def __init__(self, database_url: str, names: Sequence[str], batch_size: int) -> None:
+        self.batch_size = batch_size  # of the runner's batches, that FanOutApplier paces
         self.done = threading.Condition()
         self.children: list[_Child] = []
         self.sent = -1
@@ -184,13 +189,22 @@ class ApplierPool:
         return {c.name: c.proc.pid for c in self.children}
 
     def send(self, events: Sequence[ProjectedEvent], upto: int, lease: Lease) -> None:
-        """Hand a batch (and the position it takes every checkpoint to) to every child."""
+        """Hand a batch (and the position it takes every checkpoint to) to every child, pickled
+        once (twice when it holds transfers' events: only a projection that follows them gets
+        those; the others' checkpoints move all the same)."""
         self._raise_failure()
         if lease.session is None:
             raise ApplierProcessError("the rebuild's coordinator holds no lease to fence with")
-        payload = pickle.dumps((_rows(events), upto, lease.session, lease.slots), protocol=5)
+        fence = (lease.session, lease.slots)
+        every = pickle.dumps((_rows(events), upto, *fence), protocol=5)
+        accounts = [e for e in events if not e.of_transfer]
+        only_accounts = (
+            every
+            if len(accounts) == len(events)
+            else pickle.dumps((_rows(accounts), upto, *fence), protocol=5)
+        )
         for child in self.children:
-            child.put(payload)
+            child.put(every if child.follows_transfers else only_accounts)
         self.sent = max(self.sent, upto)
         self._raise_failure()
 
@@ -230,7 +244,12 @@ class ApplierPool:
 
 
 class FanOutApplier(Applier):
-    """Applies nothing itself: each batch goes to the pool, whose children commit it."""
+    """Applies nothing itself: each batch goes to the pool, whose children commit it.
+
+    Handing a batch over takes a moment, so the runner would be back at once, taking each
+    event from its reader the moment it is read: one thread switch an event, on the one core
+    the reader itself needs. After a full batch it rests instead (see `Pace`), while the
+    reader fills the next one."""
 
     def __init__(
         self,
@@ -239,9 +258,11 @@ class FanOutApplier(Applier):
         suffix: str,
         pool: ApplierPool,
         lease: Lease,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(conn, projections, suffix)
         self.pool, self.lease = pool, lease
+        self.pace = pace or Pace(pool.batch_size)
 
     def checkpoints(self) -> dict[str, int]:
         """Each slot's committed position, once the children have committed all they got."""
@@ -255,7 +276,39 @@ class FanOutApplier(Applier):
         if replay:
             raise ValueError("parked events are replayed in one process, not fanned out")
         self.pool.send(events, upto, self.lease)
+        self.pace.batch(len(events))
         return BatchResult()
+
+
+class Pace:
+    """Rests after each full batch for most of the time the last one took to come.
+
+    The time between two full batches is how long the reader took for one (it is behind the
+    head of the log, and it is the slower side: the children keep up). Resting REST of it
+    leaves the next batch mostly read when the runner collects it. A rest longer than the
+    reader needs makes the next interval the rest itself (the batch is ready when it ends),
+    so the rest after it is REST of that: it shrinks back at once. A short batch (the head is
+    reached) means no rest.
+    """
+
+    REST = 0.8  # of the time between the last two full batches
+    LONGEST = 1.0  # seconds: never more, whatever was measured
+
+    def __init__(
+        self,
+        batch_size: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.batch_size, self.clock, self.sleep = batch_size, clock, sleep
+        self.last: float | None = None  # when the last full batch was handed over
+
+    def batch(self, size: int) -> None:
+        """A batch of `size` events was handed over: rest if it was full."""
+        now = self.clock()
+        last, self.last = self.last, (now if size >= self.batch_size else None)
+        if self.last is not None and last is not None:
+            self.sleep(min(self.REST * (now - last), self.LONGEST))
 
 
 class _FencedBy(Lease):

@@ -250,7 +250,7 @@ def _build(
     per_projection: bool,
 ) -> int:
     """Fill the shadow tables up to the head of $all; the events read."""
-    pool = ApplierPool(database_url, names) if per_projection else None
+    pool = ApplierPool(database_url, names, batch_size) if per_projection else None
     fanned: dict[str, Any] = {}
     if pool is not None:
         fanned = {

@@ -18,6 +18,7 @@ import pytest
 
 from cli.errors import ExitCode, exit_code_for
 from esdblite.process import ServerProcess
+from ledger.errors import BusinessRuleError
 from ledger.eventstore import AccountEventStore
 from ledger.service import Ledger
 from ledger.writemodel import write_model_fold
@@ -37,6 +38,7 @@ from tests.projections.test_rebuild import (
     seed,
     table_rows,
 )
+from tests.support.ids import new_account_id
 from tests.support.runners import catch_up
 from tests.support.waiting import eventually, wait_until
 
@@ -57,11 +59,20 @@ def appliers(pid: int | None = None) -> dict[str, psutil.Process]:
     return found
 
 
-def seed_with_a_transfer(ledger: Ledger) -> int:
-    """Accounts with deposits and one transfer between two of them; account events written."""
-    ids, events = seed(ledger, accounts=3, deposits=20)
+def seed_every_kind(ledger: Ledger) -> None:
+    """Every kind of account event, a completed transfer and a refused one (both streams)."""
+    ids, _ = seed(ledger, accounts=3, deposits=20)
+    ledger.withdraw(ids[0], "2.00", "tx-w")
+    ledger.reverse(ids[0], "tx-w", "tx-r")
+    ledger.set_overdraft_limit(ids[1], "10.00")
     ledger.transfer(ids[0], ids[1], "4.00", "tr-per-projection")
-    return events + 2  # a debit and a credit leg
+    with pytest.raises(BusinessRuleError):
+        ledger.transfer(ids[2], ids[1], "1000.00", "tr-refused")
+    closing = new_account_id()
+    ledger.open_account(closing, "Owner", "EUR")
+    ledger.deposit(closing, "1.00", "tx-in")
+    ledger.withdraw(closing, "1.00", "tx-out")
+    ledger.close_account(closing)
 
 
 def test_a_per_projection_rebuild_gives_the_tables_of_a_one_process_rebuild(
@@ -72,7 +83,7 @@ def test_a_per_projection_rebuild_gives_the_tables_of_a_one_process_rebuild(
     db: psycopg.Connection[Any],
 ) -> None:
     server = servers()
-    seed_with_a_transfer(make_ledger(server.uri))
+    seed_every_kind(make_ledger(server.uri))
     fold = write_model_fold(make_store(server.uri))
     one = rebuild(database_url, server.uri, fold, batch_size=10)
     tables = {t: table_rows(db, t) for t in TABLES}
@@ -82,7 +93,8 @@ def test_a_per_projection_rebuild_gives_the_tables_of_a_one_process_rebuild(
     assert fanned.events == one.events and fanned.swapped_at == one.swapped_at
     assert fanned.differences == dict.fromkeys(TABLES, 0)
     assert {t: table_rows(db, t) for t in TABLES} == tables
-    assert table_rows(db, "transfers")  # the transfer projection had something to build
+    # the transfers projection had both kinds to build: a completed transfer and a refused one
+    assert {row[0] for row in table_rows(db, "transfers")} == {"tr-per-projection", "tr-refused"}
     assert verify(db, fold) == [] and not shadow_exists(db, NAMES)
     assert appliers() == {}
 
@@ -255,6 +267,7 @@ def test_an_interrupted_per_projection_rebuild_resumes_where_its_appliers_stoppe
 
 COORDINATOR = """
 import sys, threading
+from ledger.errors import BusinessRuleError
 from ledger.eventstore import AccountEventStore
 from ledger.writemodel import write_model_fold
 from projections.rebuild import rebuild
