@@ -42,6 +42,25 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
+def as_service_user(command: list[str]) -> tuple[list[str], dict[str, object]]:
+    """The command and subprocess arguments that run it as the server's user when we are root
+    (root's groups dropped too: a group match would hide the "others" traversal bits).
+
+    Through `setpriv` where it exists, so that Python starts the child with vfork: a `user=` or
+    `group=` argument makes it fork(), which runs gRPC's fork handlers in a process that has
+    used gRPC (the CLI, a test session), and those crashed the process now and then
+    (SIGSEGV in the parent, seen in a test session).
+    """
+    if not _as_root():
+        return command, {}
+    user = _system_user()
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        ids = [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+        return [setpriv, *ids, *command], {}
+    return command, {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
 def _system_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(PG_SYSTEM_USER)
@@ -138,13 +157,9 @@ class EmbeddedPostgres:
         self.passfile = self.data_dir.parent / "tcp.pgpass"
 
     def _run(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        kwargs: dict[str, object] = {}
-        if _as_root():
-            user = _system_user()
-            # Drop root's groups too: a group match would hide the "others" traversal bits.
-            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        command, kwargs = as_service_user([str(self._bin_dir() / args[0]), *args[1:]])
         result: subprocess.CompletedProcess[str] = subprocess.run(
-            [str(self._bin_dir() / args[0]), *args[1:]],
+            command,
             capture_output=True,
             text=True,
             timeout=timeout,
