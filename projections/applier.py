@@ -14,7 +14,7 @@ from psycopg import Cursor
 from ledger.errors import CorruptEventError, LedgerError
 from projections.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpoints
 from projections.db import lock_key
-from projections.feed import Applied, ProjectedEvent, Projection
+from projections.feed import Applied, ProjectedEvent, Projection, follows_transfers
 from projections.names import PROJECTION_NAMES
 
 log = logging.getLogger("projections.applier")
@@ -141,7 +141,7 @@ class Applier:
     ) -> tuple[int, int]:
         checkpoint = lock_checkpoint(cur, name)
         todo = [e for e in events if e.position > checkpoint] if upto >= 0 else list(events)
-        if not getattr(projection, "follows_transfers", False):
+        if not follows_transfers(projection):
             todo = [e for e in todo if not e.of_transfer]
         accounts = sorted({e.account_id for e in todo})
         state: dict[str, tuple[int, bool]] = {}

@@ -36,7 +36,7 @@ import psycopg
 from ledger.errors import CheckFailedError
 from projections.applier import PROJECTIONS, Applier, BatchResult
 from projections.db import connect
-from projections.feed import ProjectedEvent, Projection
+from projections.feed import ProjectedEvent, Projection, follows_transfers
 from projections.lease import Lease
 
 log = logging.getLogger("projections.fanout")
@@ -92,7 +92,7 @@ class _Child:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
-        self.follows_transfers = bool(getattr(PROJECTIONS[name], "follows_transfers", False))
+        self.follows_transfers = follows_transfers(PROJECTIONS[name])
         self.outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=IN_FLIGHT)
         self.acked = -1
         self.failure: str | None = None

@@ -102,6 +102,12 @@ class Projection(Protocol):
         transfer streams' events too (the applier never gives them to any other)."""
 
 
+def follows_transfers(projection: Projection) -> bool:
+    """Whether the projection is given the transfer streams' events too (its
+    `follows_transfers = True`); every other one gets account events only."""
+    return bool(getattr(projection, "follows_transfers", False))
+
+
 class SubscriptionReader(threading.Thread):
     """Reads a catch-up subscription into a bounded queue, so that batches can close on a timer.
 
