@@ -7,7 +7,10 @@ that times the loads: it prints one JSON object with the median of 5 loads in mi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +50,25 @@ def cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def own_switches() -> int:
+    """Context switches of this process so far, every thread's, ended ones included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+
+
+def switches(pid: int) -> int:
+    """Context switches so far of another process's live threads (the server's threads live as
+    long as it does; /proc/PID/status alone counts only the main thread's, as psutil does)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                    total += int(value)
+    return total
+
+
 def callers(results: Run, server: ServerProcess, n: int, count: int, *, pipelined: bool) -> None:
     """`count` threads of one process, one store (one client, one channel) between them, each
     with its own Ledger and handler (cache on) on accounts of its own: n commands in all; and
@@ -63,9 +85,12 @@ def callers(results: Run, server: ServerProcess, n: int, count: int, *, pipeline
         accounts = [open_accounts(ledger, 10 if count == 1 else 1) for ledger in ledgers]
         tag = f"{'p' if pipelined else 'u'}{count}"
         client_cpu, server_cpu = cpu_seconds(client_process), cpu_seconds(server_process)
+        client_switches, server_switches = own_switches(), switches(server_process.pid)
         done, elapsed = run_callers(ledgers, accounts, n, tag)
         client_cpu = cpu_seconds(client_process) - client_cpu
         server_cpu = cpu_seconds(server_process) - server_cpu
+        client_switches = own_switches() - client_switches
+        server_switches = switches(server_process.pid) - server_switches
     finally:
         store.close()
     path = "one BatchAppend call shared by all" if pipelined else "one gRPC call per append"
@@ -80,6 +105,11 @@ def callers(results: Run, server: ServerProcess, n: int, count: int, *, pipeline
         per = 1e6 / len(done)
         results.record(f"client_cpu_us_per_command{suffix}", client_cpu * per, cpu)
         results.record(f"server_cpu_us_per_command{suffix}", server_cpu * per, cpu)
+        # How often a command puts a thread to sleep or wakes one: the hand-offs between threads
+        # (callers, gRPC's, the reader; the loop, the poller, the writer) it costs in each.
+        woken = f"{note}; context switches of every thread of the process over the commands"
+        results.record(f"client_switches_per_command{suffix}", client_switches / len(done), woken)
+        results.record(f"server_switches_per_command{suffix}", server_switches / len(done), woken)
 
 
 def throughput(results: Run, server: ServerProcess, n: int) -> None:
