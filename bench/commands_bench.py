@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from ledger.handler import CommandHandler
 from ledger.service import Ledger
 
 CALLERS = (1, 8, 32)
+# Caller counts also measured with each process on a core of its own (see one_core_each).
+PINNED_CALLERS = (1, 8)
 LOADS_PER_PROCESS = 5
 # Fresh processes per quick load figure: their median keeps one stalled process (a GC, a busy
 # neighbour) from deciding a figure of a few milliseconds. Full replays of 100k events take
@@ -69,10 +72,47 @@ def switches(pid: int) -> int:
     return total
 
 
-def callers(results: Run, server: ServerProcess, n: int, count: int, *, pipelined: bool) -> None:
+def _pin(pid: int, cores: set[int]) -> None:
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cores)
+
+
+@contextmanager
+def one_core_each(server_pid: int) -> Iterator[bool]:
+    """Every thread of this process on one core and every thread of the server on another (the
+    threads they start meanwhile inherit it), then both as before; False, and nothing changed,
+    on a machine with one core. Each process's Python runs one thread at a time (one GIL), so a
+    core of its own costs it little, and its threads then hand work to one another on the core
+    they share; on the 2-core virtual machine of the README's figures that made every command
+    cheaper."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        yield False
+        return
+    mine, theirs = os.sched_getaffinity(0), os.sched_getaffinity(server_pid)
+    _pin(os.getpid(), {cores[0]})
+    _pin(server_pid, {cores[1]})
+    try:
+        yield True
+    finally:
+        _pin(os.getpid(), mine)
+        _pin(server_pid, theirs)
+
+
+def callers(
+    results: Run,
+    server: ServerProcess,
+    n: int,
+    count: int,
+    *,
+    pipelined: bool,
+    pinned: bool = False,
+) -> None:
     """`count` threads of one process, one store (one client, one channel) between them, each
     with its own Ledger and handler (cache on) on accounts of its own: n commands in all; and
-    the CPU each command cost this process and the server's."""
+    the CPU each command cost this process and the server's. `pinned`: with each process on a
+    core of its own (one_core_each); its figures are named with `_pinned`."""
     assert server.proc is not None
     client_process, server_process = psutil.Process(), psutil.Process(server.proc.pid)
     store = AccountEventStore.connect(server.uri, pipelined=pipelined)
@@ -83,20 +123,25 @@ def callers(results: Run, server: ServerProcess, n: int, count: int, *, pipeline
         ]
         # A lone caller spreads its commands over 10 accounts, as the sequential figure has.
         accounts = [open_accounts(ledger, 10 if count == 1 else 1) for ledger in ledgers]
-        tag = f"{'p' if pipelined else 'u'}{count}"
-        client_cpu, server_cpu = cpu_seconds(client_process), cpu_seconds(server_process)
-        client_switches, server_switches = own_switches(), switches(server_process.pid)
-        done, elapsed = run_callers(ledgers, accounts, n, tag)
-        client_cpu = cpu_seconds(client_process) - client_cpu
-        server_cpu = cpu_seconds(server_process) - server_cpu
-        client_switches = own_switches() - client_switches
-        server_switches = switches(server_process.pid) - server_switches
+        tag = f"{'p' if pipelined else 'u'}{count}{'c' if pinned else ''}"
+        with contextlib.ExitStack() as placed:
+            if pinned and not placed.enter_context(one_core_each(server_process.pid)):
+                return  # one core: there is nothing to pin to
+            client_cpu, server_cpu = cpu_seconds(client_process), cpu_seconds(server_process)
+            client_switches, server_switches = own_switches(), switches(server_process.pid)
+            done, elapsed = run_callers(ledgers, accounts, n, tag)
+            client_cpu = cpu_seconds(client_process) - client_cpu
+            server_cpu = cpu_seconds(server_process) - server_cpu
+            client_switches = own_switches() - client_switches
+            server_switches = switches(server_process.pid) - server_switches
     finally:
         store.close()
     path = "one BatchAppend call shared by all" if pipelined else "one gRPC call per append"
     note = f"{len(done):,} commands, {count} caller(s) in one process, {path}, durable esdblite"
+    if pinned:
+        note += "; this process on one core and esdblite on another"
     prefix = "" if pipelined else "unary_"
-    suffix = "" if count == 1 else f"_{count}_callers"
+    suffix = ("" if count == 1 else f"_{count}_callers") + ("_pinned" if pinned else "")
     results.record(f"{prefix}commands_per_s{suffix}", len(done) / elapsed, note)
     results.record(f"{prefix}command_p50_ms{suffix}", percentile(done, 50) * 1000, note)
     results.record(f"{prefix}command_p99_ms{suffix}", percentile(done, 99) * 1000, note)
@@ -113,11 +158,14 @@ def callers(results: Run, server: ServerProcess, n: int, count: int, *, pipeline
 
 
 def throughput(results: Run, server: ServerProcess, n: int) -> None:
-    """Commands/s and latency at 1, 8 and 32 callers, pipelined and one call per append, in
-    alternation so that both meet the same load of a shared machine."""
+    """Commands/s and latency at 1, 8 and 32 callers, pipelined and one call per append (and
+    pipelined with each process on a core of its own, at 1 and 8), in alternation so that all
+    meet the same load of a shared machine."""
     for count in CALLERS:
         for pipelined in (False, True):
             callers(results, server, n, count, pipelined=pipelined)
+        if count in PINNED_CALLERS:
+            callers(results, server, n, count, pipelined=True, pinned=True)
 
 
 def history(account_id: str, events: int) -> tuple[list[AccountEvent], State]:

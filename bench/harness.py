@@ -82,6 +82,12 @@ DESCRIPTIONS: dict[str, str] = {
         if (prefix, suffix) != ("", "")
     },
     "commands_8_callers_to_sequential": "commands_per_s_8_callers / commands_per_s",
+    "commands_per_s_pinned": "commands/s, one caller, this process on one core and esdblite on"
+    " another",
+    "commands_per_s_8_callers_pinned": "commands/s, 8 threads of one process, this process on one"
+    " core and esdblite on another",
+    "commands_8_callers_to_sequential_pinned": "commands_per_s_8_callers_pinned /"
+    " commands_per_s_pinned",
     "commands_vs_peer_8_callers": "commands_per_s_8_callers / peer_commands_per_s_8_callers",
     "load_ms_10": "load an account of 10 events, fresh process, cache off",
     "load_ms_1000": "load an account of 1,000 events",
@@ -162,6 +168,11 @@ DESCRIPTIONS: dict[str, str] = {
 RATIOS: dict[str, tuple[str, str]] = {
     "commands_vs_peer": ("commands_per_s", "peer_commands_per_s"),
     "commands_8_callers_to_sequential": ("commands_per_s_8_callers", "commands_per_s"),
+    # The same with each process on a core of its own (bench.commands_bench.one_core_each).
+    "commands_8_callers_to_sequential_pinned": (
+        "commands_per_s_8_callers_pinned",
+        "commands_per_s_pinned",
+    ),
     "commands_vs_peer_8_callers": ("commands_per_s_8_callers", "peer_commands_per_s_8_callers"),
     "projection_vs_peer": ("rebuild_events_per_s", "peer_projection_events_per_s"),
     "projection_vs_peer_pg_limit": (
