@@ -88,8 +88,9 @@ def run(results: Run, full: bool) -> None:
     """Measure the series of the plots on a fresh esdblite and PostgreSQL."""
     with tempfile.TemporaryDirectory(prefix="bench-plots-") as tmp:
         home = Path(tmp)
+        home.chmod(0o711)  # ours: PostgreSQL's user (as root) may pass through to pg/
         server = ServerProcess(home / "data").start()
-        postgres = EmbeddedPostgres(home / "pg" / "data", owner_dir=home)
+        postgres = EmbeddedPostgres(home / "pg" / "data", owner_dir=home / "pg")
         try:
             postgres.start()
             with psycopg.connect(postgres.url(), autocommit=True) as admin:
